@@ -1,0 +1,268 @@
+"""Case files: TOML loading, ``--set`` overrides, defaults and validation.
+
+:func:`load_case` returns a :class:`Case` whose ``data`` holds every key of the
+schema below with defaults filled in, so the rest of the package never looks a key
+up twice.  Every problem raises :class:`CaseError` with one line that names the
+dotted key (or the file) and what was expected.
+"""
+import math
+import os
+import tomllib
+
+import tomli_w
+
+from .grid import DEALIAS_CHOICES
+from .steppers import SCHEMES
+
+
+class CaseError(ValueError):
+    """Bad input (case file, override, initial-condition file): one-line message."""
+
+
+REQUIRED = object()
+
+
+class Field:
+    """One scalar or list key: ``kind`` in float|int|str|bool, optional length for lists."""
+
+    def __init__(self, kind, default=REQUIRED, choices=None, minimum=None, positive=False,
+                 length=None):
+        self.kind, self.default, self.choices = kind, default, choices
+        self.minimum, self.positive, self.length = minimum, positive, length
+
+    def _scalar(self, key, value):
+        if self.kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+            ok = ok and math.isfinite(value)
+        elif self.kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.kind == "str":
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, bool)
+        if not ok:
+            raise CaseError(f"{key}: expected {'a finite number' if self.kind == 'float' else 'a ' + self.kind}"
+                            f", got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise CaseError(f"{key}: unknown value {value!r} (expected one of: {', '.join(self.choices)})")
+        if self.positive and value <= 0:
+            raise CaseError(f"{key}: expected a value > 0, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise CaseError(f"{key}: expected a value >= {self.minimum}, got {value!r}")
+        return value
+
+    def check(self, key, value):
+        if self.length is None:
+            return self._scalar(key, value)
+        if not isinstance(value, list) or len(value) != self.length:
+            raise CaseError(f"{key}: expected a list of {self.length} {self.kind} values, got {value!r}")
+        return [self._scalar(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _table(spec, data, prefix):
+    """Validate ``data`` against ``spec`` (key -> Field), filling defaults."""
+    if not isinstance(data, dict):
+        raise CaseError(f"{prefix}: expected a table, got {data!r}")
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        raise CaseError(f"{prefix}.{unknown[0]}: unknown key (expected one of: {', '.join(spec)})")
+    out = {}
+    for name, field in spec.items():
+        key = f"{prefix}.{name}"
+        if name in data:
+            out[name] = field.check(key, data[name])
+        elif field.default is REQUIRED:
+            raise CaseError(f"{key}: missing (required)")
+        elif field.default is not None:
+            out[name] = field.default
+    return out
+
+
+def _typed_table(kinds, data, prefix, default_type=None):
+    """A table whose allowed keys depend on its ``type`` key."""
+    if not isinstance(data, dict):
+        raise CaseError(f"{prefix}: expected a table, got {data!r}")
+    kind = data.get("type", default_type)
+    if kind is None:
+        raise CaseError(f"{prefix}.type: missing (required)")
+    Field("str", choices=tuple(kinds)).check(f"{prefix}.type", kind)
+    spec = {"type": Field("str")} | kinds[kind]
+    return _table(spec, {"type": kind} | data, prefix)
+
+
+FORCINGS = {
+    "none": {},
+    "kolmogorov": {"wavenumber": Field("int", 4, positive=True), "amplitude": Field("float", 1.0)},
+    "diagonal": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 0.1)},
+}
+STOCHASTIC_FORCING = {"amplitude": Field("float", 0.0, minimum=0.0), "alpha": Field("float", 0.0, minimum=0.0)}
+INITIAL_CONDITIONS = {
+    "gaussian_random_field": {"alpha": Field("float", 2.5, positive=True), "tau": Field("float", 7.0, positive=True),
+                              "sigma": Field("float", None, positive=True)},
+    "random_velocity": {"peak_wavenumber": Field("float", 4.0, positive=True),
+                        "max_velocity": Field("float", 7.0, positive=True)},
+    "taylor_green": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 2.0)},
+    "file": {"path": Field("str"), "variable": Field("str", "vorticity")},
+}
+EQUATION_KEYS = {
+    "navier_stokes2d": {
+        "viscosity": Field("float", 0.0, minimum=0.0),
+        "drag": Field("float", 0.0, minimum=0.0),
+        "filterfac": Field("float", 23.6, positive=True),
+    },
+}
+EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS}}
+TWO_PI = 2 * math.pi
+SECTIONS = {
+    "grid": {"shape": Field("int", length=2, minimum=4), "length": Field("float", [TWO_PI, TWO_PI], length=2,
+                                                                           positive=True),
+             "dealias": Field("str", "2/3", choices=DEALIAS_CHOICES)},
+    "time": {"scheme": Field("str", "cn_rk4", choices=SCHEMES), "dt": Field("float", positive=True),
+             "t_end": Field("float", None, positive=True), "steps": Field("int", None, positive=True)},
+    "ensemble": {"members": Field("int", 1, positive=True), "seed": Field("int", 0, minimum=0),
+                 "first_member": Field("int", 0, minimum=0)},
+    "output": {"dir": Field("str", None), "fields_every": Field("int", 0, minimum=0),
+               "diagnostics_every": Field("int", 10, minimum=0)},
+}
+
+
+class Case:
+    """A validated case: ``data`` (nested dict, defaults filled) and its source path."""
+
+    def __init__(self, data, path=None):
+        self.data = data
+        self.path = path
+
+    @property
+    def name(self):
+        return os.path.splitext(os.path.basename(self.path))[0] if self.path else "case"
+
+    @property
+    def steps(self):
+        """Number of steps: ``time.steps`` or ``ceil(t_end / dt)``."""
+        t = self.data["time"]
+        if "steps" in t:
+            return t["steps"]
+        return max(1, math.ceil(t["t_end"] / t["dt"] - 1e-9))
+
+    def to_toml(self):
+        return tomli_w.dumps(self.data)
+
+    def __getitem__(self, section):
+        return self.data[section]
+
+
+def validate(raw, source="case"):
+    """Check a raw case dict and return the resolved one (defaults filled)."""
+    if not isinstance(raw, dict):
+        raise CaseError(f"{source}: expected a TOML document")
+    known = ("equation", "initial_condition") + tuple(SECTIONS)
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise CaseError(f"{unknown[0]}: unknown section (expected one of: {', '.join(known)})")
+    for section in ("equation", "grid", "initial_condition", "time"):
+        if section not in raw:
+            raise CaseError(f"{section}: missing section (required)")
+    data = {}
+    eq = raw["equation"]
+    if not isinstance(eq, dict):
+        raise CaseError(f"equation: expected a table, got {eq!r}")
+    name = Field("str", choices=tuple(EQUATION_KEYS)).check("equation.name", eq.get("name", "<missing>"))
+    tables = EQUATION_TABLES[name] | {"stochastic_forcing": None}
+    scalar_spec = {"name": Field("str")} | EQUATION_KEYS[name]
+    unknown = sorted(set(eq) - set(scalar_spec) - set(tables))
+    if unknown:
+        raise CaseError(f"equation.{unknown[0]}: unknown key (expected one of: "
+                        f"{', '.join(list(scalar_spec) + list(tables))})")
+    data["equation"] = _table(scalar_spec, {k: v for k, v in eq.items() if k in scalar_spec}, "equation")
+    for table, kinds in EQUATION_TABLES[name].items():
+        data["equation"][table] = _typed_table(kinds, eq.get(table, {"type": "none"}), f"equation.{table}")
+    data["equation"]["stochastic_forcing"] = _table(STOCHASTIC_FORCING, eq.get("stochastic_forcing", {}),
+                                                    "equation.stochastic_forcing")
+    for section, spec in SECTIONS.items():
+        data[section] = _table(spec, raw.get(section, {}), section)
+    data["initial_condition"] = _typed_table(INITIAL_CONDITIONS, raw["initial_condition"], "initial_condition")
+    t = data["time"]
+    if ("t_end" in t) == ("steps" in t):
+        raise CaseError("time.t_end: give exactly one of time.t_end and time.steps")
+    return data
+
+
+def _parse_value(text):
+    """A ``--set`` value: any TOML value (number, string, bool, array, inline table), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw, overrides):
+    """Set dotted keys (``a.b``, ``plugins.0.every``) in a raw case dict, in place."""
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if not all(parts):
+            raise CaseError(f"--set {dotted}: malformed key")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise CaseError(f"--set {dotted}: no list item {part} in {'.'.join(parts[:i])}")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise CaseError(f"--set {dotted}: {'.'.join(parts[:i + 1])} is not a table")
+        if isinstance(node, list):
+            if not parts[-1].isdigit() or int(parts[-1]) >= len(node):
+                raise CaseError(f"--set {dotted}: no list item {parts[-1]}")
+            node[int(parts[-1])] = value
+        else:
+            node[parts[-1]] = value
+    return raw
+
+
+def parse_set_options(items):
+    """``["a.b=1", ...]`` from the command line -> {"a.b": 1}."""
+    out = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CaseError(f"--set {item}: expected KEY=VALUE")
+        out[key.strip()] = _parse_value(text.strip())
+    return out
+
+
+def read_toml(path):
+    """Parse a TOML file; errors name the file."""
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: case file does not exist")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{path}: not valid TOML ({exc})")
+    except UnicodeDecodeError:
+        raise CaseError(f"{path}: not valid TOML (not UTF-8 text)")
+
+
+def load_case(source, overrides=None):
+    """A :class:`Case` from a TOML path or a raw dict, with dotted-key overrides applied."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        raw = read_toml(path)
+    else:
+        path, raw = None, _deep_copy(source)
+    apply_overrides(raw, overrides or {})
+    try:
+        return Case(validate(raw, path or "case"), path)
+    except CaseError as exc:
+        raise CaseError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def _deep_copy(obj):
+    if isinstance(obj, dict):
+        return {k: _deep_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deep_copy(v) for v in obj]
+    return obj

@@ -1,0 +1,209 @@
+"""2D incompressible Navier-Stokes in vorticity form on a doubly periodic box.
+
+    d(omega)/dt = -u . grad(omega) + nu lap(omega) - mu omega + f + beta xi
+
+with the stream function ``lap(psi) = -omega`` and ``u = (d psi/dy, -d psi/dx)``, so
+``omega = dv/dx - du/dy``.  The state is the unnormalised real FFT of the vorticity,
+complex ``(M, ny, nx//2+1)``.  The linear part ``L = -nu |k|^2 - mu`` is handled by the
+stepper (implicitly or exactly); :meth:`NavierStokes2D.explicit` evaluates the rest.
+
+The advection term uses Basdevant's form ``u.grad(omega) = d_xy(v^2 - u^2) +
+(d_xx - d_yy)(u v)``, exact for a divergence-free velocity, which needs 2 inverse and
+2 forward FFTs per evaluation instead of the 4 + 1 of the advective form.  With
+``dealias = "2/3"`` it is multiplied by the brick-wall mask (:meth:`Grid.nonlinear_mask`);
+with ``"exponential"`` the stepper filters the state after each step (pyqg style).
+
+Forcings (vorticity tendencies):
+
+- ``kolmogorov``: velocity forcing ``(A sin(k y), 0)``, i.e. ``f = -A k cos(k y)``,
+  ``k = 2 pi n / Ly`` for ``wavenumber = n`` (jax-cfd's ``ForcedNavierStokes2D`` on a
+  2 pi box with n = 4, A = 1);
+- ``diagonal``: ``f = A (sin(k (x/Lx + y/Ly)) + cos(k (x/Lx + y/Ly)))``, ``k = 2 pi n``
+  (the closure paper's flow on the unit torus: n = 1, A = 0.1);
+- ``none``.
+
+Stochastic forcing adds ``beta dW`` after every step, where ``dW`` is a Q-Wiener
+increment over the step ``dt`` with covariance
+``E[dW(x) dW(x')] = dt/|D| sum_{k != 0} exp(-alpha |k|^2) cos(k.(x - x'))``
+(Lord, Powell & Shardlow, Alg. 10.6, with sqrt(q_k) = exp(-alpha |k|^2 / 2); ``alpha = 0``
+is space-time white noise ``dt/(dx dy)`` per point).  Summing the reference paper's
+``kappa`` sub-increments of ``dt/kappa`` has the same law, so ``kappa`` needs no key.
+The mean mode gets no noise: a periodic vorticity has zero mean.  Draws come from the
+member stream ``stochastic_forcing`` at the step count (``hybridsolver.rng``).
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .. import fft, rng
+from ..diagnostics import shell_sum, spectral_mean_square
+
+@numba.njit(parallel=True, cache=True)
+def _velocity_spectra(w, kx, ky, inv_k2, scale, u_hat, v_hat):
+    """u_hat = i ky psi, v_hat = -i kx psi with psi = w / |k|^2, all times scale."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            psi = w[m, i, j] * (inv_k2[i, j] * scale)
+            u_hat[m, i, j] = 1j * ky[i] * psi
+            v_hat[m, i, j] = -1j * kx[j] * psi
+
+
+@numba.njit(parallel=True, cache=True)
+def _basdevant_products(u, v):
+    """In place: u <- u^2 - v^2, v <- u v (physical, (M, ny, nx))."""
+    members, ny, nx = u.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nx):
+            a, b = u[m, i, j], v[m, i, j]
+            u[m, i, j] = a * a - b * b
+            v[m, i, j] = a * b
+
+
+@numba.njit(parallel=True, cache=True)
+def _advection_tendency(a_hat, b_hat, kx, ky, mask, forcing, out):
+    """out = mask (-kx ky a_hat + (kx^2 - ky^2) b_hat) + forcing.
+
+    a_hat = F(u^2 - v^2), b_hat = F(u v); the first term is -F(u . grad omega).
+    """
+    members, ny, nxh = out.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            adv = -kx[j] * ky[i] * a_hat[m, i, j] + (kx[j] * kx[j] - ky[i] * ky[i]) * b_hat[m, i, j]
+            out[m, i, j] = mask[i, j] * adv + forcing[i, j]
+
+
+@numba.njit(parallel=True, cache=True)
+def _add_scaled(w, coef, noise_hat):
+    """w += coef * noise_hat, coef real (ny, nx//2+1)."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            w[m, i, j] += coef[i, j] * noise_hat[m, i, j]
+
+
+class NavierStokes2D:
+    """Vorticity-form Navier-Stokes for an ensemble of ``members`` on ``grid``.
+
+    ``params`` is the case's ``[equation]`` table (validated by ``hybridsolver.case``).
+    """
+
+    name = "navier_stokes2d"
+    fields = ("vorticity",)
+
+    def __init__(self, grid, params, members, seed=0):
+        self.grid = grid
+        self.members = list(members)
+        self.seed = int(seed)
+        self.viscosity = float(params["viscosity"])
+        self.drag = float(params["drag"])
+        self.transforms = fft.transforms(grid.shape)
+        M = len(self.members)
+        self.state_shape = (M,) + grid.spectral_shape
+        self.linear = -self.viscosity * grid.k2 - self.drag
+        self.mask = grid.nonlinear_mask()
+        self.state_filter = grid.state_filter()
+        self.forcing_hat = self._forcing_spectrum(params["forcing"])
+        noise = params["stochastic_forcing"]
+        self.noise_amplitude = float(noise["amplitude"])
+        self.noise_alpha = float(noise["alpha"])
+        self._u_hat = fft.empty(self.state_shape, np.complex128)
+        self._v_hat = fft.empty(self.state_shape, np.complex128)
+        self._u = fft.empty((M,) + grid.shape, np.float64)
+        self._v = fft.empty((M,) + grid.shape, np.float64)
+
+    def _forcing_spectrum(self, forcing):
+        """Unnormalised rfft of the deterministic vorticity forcing, (ny, nx//2+1)."""
+        g = self.grid
+        X, Y = g.mesh()
+        kind = forcing["type"]
+        amp = float(forcing.get("amplitude", 0.0))
+        n = float(forcing.get("wavenumber", 0))
+        if kind == "kolmogorov":
+            k = 2 * np.pi * n / g.Ly
+            field = -amp * k * np.cos(k * Y)
+        elif kind == "diagonal":
+            phase = 2 * np.pi * n * (X / g.Lx + Y / g.Ly)
+            field = amp * (np.sin(phase) + np.cos(phase))
+        else:
+            field = np.zeros(g.shape)
+        return self.transforms.to_spectral(field[None])[0]
+
+    def explicit(self, w, out):
+        """out = -F(u . grad omega) (dealiased) + F(f) for state w; 4 FFTs, no allocation."""
+        g = self.grid
+        _velocity_spectra(w, g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat, self._v_hat)
+        self.transforms.inverse(self._u_hat, self._u)
+        self.transforms.inverse(self._v_hat, self._v)
+        _basdevant_products(self._u, self._v)
+        self.transforms.forward(self._u, self._u_hat)
+        self.transforms.forward(self._v, self._v_hat)
+        _advection_tendency(self._u_hat, self._v_hat, g.kx, g.ky, self.mask, self.forcing_hat, out)
+
+    @property
+    def stochastic(self):
+        return self.noise_amplitude > 0
+
+    def add_noise(self, w, step, dt):
+        """Add ``beta dW`` for the step that ends at step count ``step`` (in place)."""
+        if not self.stochastic:
+            return
+        g = self.grid
+        rng.standard_normal(self.seed, self.members, "stochastic_forcing", step, g.shape, out=self._u)
+        self.transforms.forward(self._u, self._u_hat)
+        coef = self.noise_amplitude * np.sqrt(dt * g.size / (g.Lx * g.Ly)) * np.exp(-0.5 * self.noise_alpha * g.k2)
+        coef[0, 0] = 0.0
+        _add_scaled(w, coef, self._u_hat)
+
+    # ---- fields and diagnostics -------------------------------------------------
+
+    def to_fields(self, w):
+        """{'vorticity': (M, ny, nx)} physical arrays from a state."""
+        return {"vorticity": self.transforms.to_physical(w)}
+
+    def from_fields(self, fields):
+        """State from {'vorticity': (M, ny, nx)}."""
+        return self.transforms.to_spectral(np.asarray(fields["vorticity"], dtype=np.float64))
+
+    def velocity(self, w):
+        """Physical velocity ``(u, v)``, each (M, ny, nx)."""
+        g = self.grid
+        u_hat = fft.empty(w.shape, np.complex128)
+        v_hat = fft.empty(w.shape, np.complex128)
+        _velocity_spectra(w, g.kx, g.ky, g.inv_k2, 1.0, u_hat, v_hat)
+        return self.transforms.to_physical(u_hat), self.transforms.to_physical(v_hat)
+
+    def diagnostics(self, w, dt):
+        """Per-member scalars, each (M,): domain means with the 1/2 convention.
+
+        energy = <|u|^2>/2, enstrophy = <omega^2>/2, palinstrophy = <|grad omega|^2>/2,
+        max_vorticity = max |omega|, cfl = dt max(|u|/dx + |v|/dy).
+        """
+        g = self.grid
+        power = np.abs(w) ** 2
+        u, v = self.velocity(w)
+        omega = self.transforms.to_physical(w)
+        return {
+            "energy": 0.5 * spectral_mean_square(power * g.inv_k2, g),
+            "enstrophy": 0.5 * spectral_mean_square(power, g),
+            "palinstrophy": 0.5 * spectral_mean_square(power * g.k2, g),
+            "max_vorticity": np.abs(omega).max(axis=(1, 2)),
+            "cfl": dt * (np.abs(u) / g.dx + np.abs(v) / g.dy).max(axis=(1, 2)),
+        }
+
+    def spectra(self, w):
+        """Isotropic energy and enstrophy spectra, each (M, nshell) (see :meth:`Grid.shells`).
+
+        Summed over shells they give the energy and enstrophy of the modes inside the
+        inscribed circle ``|k| <= min(kx_max, ky_max)``.
+        """
+        g = self.grid
+        power = np.abs(w) ** 2
+        return {
+            "energy_spectrum": 0.5 * shell_sum(power * g.inv_k2, g),
+            "enstrophy_spectrum": 0.5 * shell_sum(power, g),
+        }

@@ -1,0 +1,229 @@
+"""FFTW plans for ensemble real transforms.
+
+Every transform is planned once per grid shape *for a single member* (FFTW_MEASURE,
+wisdom cached on disk) and executed member by member from a numba loop through
+FFTW's new-array interface.  Because every member goes through the same plan, a
+member's bits do not depend on how many other members run beside it, which is the
+reproducibility contract of DESIGN.md section 4.  FFTW picks different algorithms
+for different batch sizes, so one batched plan per ensemble size would break it.
+
+The FFTW library is the one shipped inside pyFFTW's wheel (``pyfftw.libs``), loaded
+with ctypes so that numba can call ``fftw_execute_dft_r2c``/``_c2r`` without the GIL.
+Small grids run members in parallel (one thread per member); grids of at least
+``THREADED_POINTS`` points use an FFTW plan threaded over all cores, members in turn.
+The thread policy depends on the grid shape only, never on the ensemble size.
+
+Transforms are unnormalised both ways (FFTW convention): ``inverse(forward(x)) ==
+N * x`` with N the number of grid points.  The inverse destroys its input.
+"""
+import ctypes
+import glob
+import os
+import threading
+
+import numba
+import numpy as np
+import pyfftw
+
+ALIGNMENT = 64
+THREADED_POINTS = 1 << 16
+
+_MEASURE = 0
+_DESTROY_INPUT = 1
+_UNALIGNED = 2
+
+
+def _load_fftw():
+    """Load libfftw3 and its OpenMP threads library from pyFFTW's wheel."""
+    libdir = os.path.join(os.path.dirname(pyfftw.__file__), os.pardir, "pyfftw.libs")
+    found = sorted(glob.glob(os.path.join(libdir, "libfftw3-*.so*")))
+    omp = sorted(glob.glob(os.path.join(libdir, "libfftw3_omp-*.so*")))
+    if found:
+        core = ctypes.CDLL(found[0], mode=ctypes.RTLD_GLOBAL)
+        threads = ctypes.CDLL(omp[0], mode=ctypes.RTLD_GLOBAL) if omp else None
+    else:  # pyFFTW built against a system FFTW
+        core = ctypes.CDLL("libfftw3.so.3", mode=ctypes.RTLD_GLOBAL)
+        try:
+            threads = ctypes.CDLL("libfftw3_omp.so.3", mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            threads = None
+    return core, threads
+
+
+_lib, _threads_lib = _load_fftw()
+_vp, _int, _uint = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint
+_intp = ctypes.POINTER(ctypes.c_int)
+for _name in ("fftw_plan_many_dft_r2c", "fftw_plan_many_dft_c2r"):
+    getattr(_lib, _name).restype = _vp
+    getattr(_lib, _name).argtypes = [_int, _intp, _int, _vp, _intp, _int, _int,
+                                     _vp, _intp, _int, _int, _uint]
+_lib.fftw_import_wisdom_from_filename.argtypes = [ctypes.c_char_p]
+_lib.fftw_import_wisdom_from_filename.restype = _int
+_lib.fftw_export_wisdom_to_filename.argtypes = [ctypes.c_char_p]
+_lib.fftw_export_wisdom_to_filename.restype = _int
+# Pointers are passed as size_t so numba can hand over array addresses directly.
+_exec_r2c = _lib.fftw_execute_dft_r2c
+_exec_c2r = _lib.fftw_execute_dft_c2r
+for _fn in (_exec_r2c, _exec_c2r):
+    _fn.restype = None
+    _fn.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
+if _threads_lib is not None:
+    _threads_lib.fftw_init_threads()
+    _threads_lib.fftw_plan_with_nthreads.argtypes = [_int]
+
+
+def _member_loop(execute, parallel):
+    """A numba function running one single-member plan over every member of src."""
+
+    @numba.njit(parallel=parallel)
+    def run(plan, src, dst):
+        src_stride, dst_stride = src.strides[0], dst.strides[0]
+        src0, dst0 = src.ctypes.data, dst.ctypes.data
+        for m in numba.prange(src.shape[0]):
+            execute(plan, src0 + m * src_stride, dst0 + m * dst_stride)
+
+    return run
+
+
+_RUNNERS = {
+    ("r2c", True): _member_loop(_exec_r2c, True),
+    ("r2c", False): _member_loop(_exec_r2c, False),
+    ("c2r", True): _member_loop(_exec_c2r, True),
+    ("c2r", False): _member_loop(_exec_c2r, False),
+}
+
+_plan_lock = threading.Lock()
+_plans = {}
+_wisdom_loaded = False
+
+
+def wisdom_path():
+    """File holding cached FFTW wisdom (``HYBRIDSOLVER_FFTW_WISDOM`` overrides)."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "hybridsolver", "fftw_wisdom")
+    return os.environ.get("HYBRIDSOLVER_FFTW_WISDOM", default)
+
+
+def _load_wisdom():
+    global _wisdom_loaded
+    if not _wisdom_loaded:
+        path = wisdom_path()
+        if os.path.exists(path):
+            _lib.fftw_import_wisdom_from_filename(path.encode())
+        _wisdom_loaded = True
+
+
+def _save_wisdom():
+    path = wisdom_path()
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        if _lib.fftw_export_wisdom_to_filename(tmp.encode()):
+            os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs planning time next run
+
+
+def empty(shape, dtype):
+    """An uninitialised array aligned for FFTW (every ensemble buffer uses this)."""
+    return pyfftw.empty_aligned(shape, dtype=dtype, n=ALIGNMENT)
+
+
+def zeros(shape, dtype):
+    out = empty(shape, dtype)
+    out[...] = 0
+    return out
+
+
+def spectral_shape(shape):
+    """Shape of the half-complex spectrum of a real field of ``shape``."""
+    return tuple(shape[:-1]) + (shape[-1] // 2 + 1,)
+
+
+def _plan(kind, shape, threads):
+    """Plan (and cache) one single-member transform; returns (plan pointer, parallel)."""
+    key = (kind, tuple(shape), threads)
+    with _plan_lock:
+        if key in _plans:
+            return _plans[key]
+        _load_wisdom()
+        real = empty((2,) + tuple(shape), np.float64)
+        cplx = empty((2,) + spectral_shape(shape), np.complex128)
+        flags = _MEASURE | _DESTROY_INPUT
+        if real[1].ctypes.data % ALIGNMENT or cplx[1].ctypes.data % ALIGNMENT:
+            flags |= _UNALIGNED  # member slabs are not all 64-byte aligned
+        if _threads_lib is not None:
+            _threads_lib.fftw_plan_with_nthreads(threads)
+        rank = len(shape)
+        dims = (ctypes.c_int * rank)(*shape)
+        fn = _lib.fftw_plan_many_dft_r2c if kind == "r2c" else _lib.fftw_plan_many_dft_c2r
+        src, dst = (real, cplx) if kind == "r2c" else (cplx, real)
+        plan = fn(rank, dims, 1, src.ctypes.data, None, 1, 0, dst.ctypes.data, None, 1, 0, flags)
+        if not plan:
+            raise RuntimeError(f"FFTW could not plan a {kind} transform of shape {shape}")
+        _plans[key] = (plan, threads == 1)
+        _save_wisdom()
+        return _plans[key]
+
+
+def _check(arr, shape, dtype, what):
+    if (arr.dtype != dtype or arr.shape[1:] != tuple(shape) or not arr.flags.c_contiguous
+            or arr.ctypes.data % ALIGNMENT):
+        raise ValueError(f"{what}: expected an aligned C-contiguous (M, {shape}) {dtype} array, "
+                         f"got {arr.shape} {arr.dtype}")
+
+
+class RealTransforms:
+    """Real FFTs over the trailing axes of ensemble arrays.
+
+    Physical arrays are float64 ``(M, *shape)``; spectral arrays complex128
+    ``(M, *spectral_shape(shape))``; both allocated with :func:`empty`.
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(int(n) for n in shape)
+        self.spectral_shape = spectral_shape(self.shape)
+        self.size = int(np.prod(self.shape))
+        cores = os.cpu_count() or 1
+        self.threads = cores if self.size >= THREADED_POINTS else 1
+        self._r2c, self._r2c_parallel = _plan("r2c", self.shape, self.threads)
+        self._c2r, self._c2r_parallel = _plan("c2r", self.shape, self.threads)
+
+    def forward(self, x, out):
+        """out[m] = rfftn(x[m]) for every member (unnormalised)."""
+        _check(x, self.shape, np.float64, "forward input")
+        _check(out, self.spectral_shape, np.complex128, "forward output")
+        _RUNNERS["r2c", self._r2c_parallel](self._r2c, x, out)
+
+    def inverse(self, x_hat, out):
+        """out[m] = N * irfftn(x_hat[m]) for every member; x_hat is overwritten."""
+        _check(x_hat, self.spectral_shape, np.complex128, "inverse input")
+        _check(out, self.shape, np.float64, "inverse output")
+        _RUNNERS["c2r", self._c2r_parallel](self._c2r, x_hat, out)
+
+    def to_physical(self, x_hat):
+        """A new normalised physical array from a spectral one (input kept)."""
+        scratch = empty(x_hat.shape, np.complex128)
+        scratch[...] = x_hat
+        out = empty((x_hat.shape[0],) + self.shape, np.float64)
+        self.inverse(scratch, out)
+        out *= 1.0 / self.size
+        return out
+
+    def to_spectral(self, x):
+        """A new spectral array from a physical one (input kept)."""
+        src = empty(x.shape, np.float64)
+        src[...] = x
+        out = empty((x.shape[0],) + self.spectral_shape, np.complex128)
+        self.forward(src, out)
+        return out
+
+
+_transforms = {}
+
+
+def transforms(shape):
+    """The shared :class:`RealTransforms` for a grid shape (planned once per process)."""
+    key = tuple(int(n) for n in shape)
+    if key not in _transforms:
+        _transforms[key] = RealTransforms(key)
+    return _transforms[key]

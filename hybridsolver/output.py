@@ -1,0 +1,109 @@
+"""The run directory: ``case.toml``, ``fields.nc``, ``diagnostics.nc``, ``summary.json``.
+
+``fields.nc`` has dims ``(member, time, y, x)`` with one variable per field;
+``diagnostics.nc`` has per-member scalars ``(member, time)`` and isotropic spectra
+``(member, time, k)``.  Both grow along an unlimited ``time`` axis.  Each write opens
+the file, appends and closes it, so between writes the file on disk is complete;
+diagnostics are buffered in memory and flushed every ``flush_seconds`` and at every
+fields write.  ``case.toml`` and ``summary.json`` are replaced atomically (written to
+a temporary file, then renamed).
+"""
+import json
+import os
+import time
+
+import netCDF4
+import numpy as np
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Writes one run directory for a :class:`hybridsolver.Simulation`."""
+
+    def __init__(self, run_dir, sim, flush_seconds=5.0):
+        self.dir = run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        self.sim = sim
+        self.flush_seconds = flush_seconds
+        self.fields_path = os.path.join(run_dir, "fields.nc")
+        self.diagnostics_path = os.path.join(run_dir, "diagnostics.nc")
+        self.summary_path = os.path.join(run_dir, "summary.json")
+        write_atomic(os.path.join(run_dir, "case.toml"), sim.case.to_toml())
+        self._pending = []
+        self._last_flush = time.monotonic()
+        self._create_fields()
+        self._create_diagnostics()
+
+    def _coordinates(self, ds):
+        sim = self.sim
+        ds.createDimension("member", len(sim.members))
+        ds.createDimension("time", None)
+        ds.createVariable("member", "i8", ("member",))[:] = np.asarray(sim.members)
+        ds.createVariable("time", "f8", ("time",)).units = "model time units"
+        ds.createVariable("step", "i8", ("time",))
+        ds.equation = sim.equation.name
+        ds.case = sim.case.to_toml()
+
+    def _create_fields(self):
+        g = self.sim.grid
+        with netCDF4.Dataset(self.fields_path, "w") as ds:
+            self._coordinates(ds)
+            ds.createDimension("y", g.ny)
+            ds.createDimension("x", g.nx)
+            ds.createVariable("y", "f8", ("y",))[:] = g.y
+            ds.createVariable("x", "f8", ("x",))[:] = g.x
+            for name in self.sim.equation.fields:
+                ds.createVariable(name, "f8", ("member", "time", "y", "x"),
+                                  chunksizes=(1, 1, g.ny, g.nx))
+
+    def _create_diagnostics(self):
+        sim = self.sim
+        scalars = sim.equation.diagnostics(sim.state, sim.dt)
+        spectra = sim.equation.spectra(sim.state)
+        _, k = sim.grid.shells()
+        M = len(sim.members)
+        with netCDF4.Dataset(self.diagnostics_path, "w") as ds:
+            self._coordinates(ds)
+            ds.createDimension("k", len(k))
+            ds.createVariable("k", "f8", ("k",))[:] = k
+            for name in scalars:
+                ds.createVariable(name, "f8", ("member", "time"), chunksizes=(M, 64))
+            for name in spectra:
+                ds.createVariable(name, "f8", ("member", "time", "k"), chunksizes=(M, 16, len(k)))
+
+    def _append(self, path, records):
+        """Append records ``[(step, time, {name: (M, ...) array})]`` along ``time``."""
+        with netCDF4.Dataset(path, "a") as ds:
+            start = len(ds.dimensions["time"])
+            stop = start + len(records)
+            ds.variables["step"][start:stop] = [r[0] for r in records]
+            ds.variables["time"][start:stop] = [r[1] for r in records]
+            for name in records[0][2]:
+                ds.variables[name][:, start:stop] = np.stack([r[2][name] for r in records], axis=1)
+
+    def write_fields(self, step, t, fields):
+        self.flush()
+        self._append(self.fields_path, [(step, t, fields)])
+
+    def write_diagnostics(self, step, t, values):
+        self._pending.append((step, t, values))
+        if time.monotonic() - self._last_flush > self.flush_seconds:
+            self.flush()
+
+    def flush(self):
+        if self._pending:
+            self._append(self.diagnostics_path, self._pending)
+            self._pending = []
+        self._last_flush = time.monotonic()
+
+    def write_summary(self, summary):
+        write_atomic(self.summary_path, json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,146 @@
+"""Time integrators for ``dw/dt = L w + N(w)`` on spectral ensemble states.
+
+``L`` is a real diagonal linear operator (``equation.linear``, ``(ny, nx//2+1)``) and
+``N`` the explicit term (``equation.explicit(w, out)``).  Each stepper advances the
+state ``w`` (complex ``(M, ny, nx//2+1)``) in place by one step of ``dt``; the
+simulation applies the state filter and stochastic forcing afterwards.
+
+- ``cn``: forward Euler for N, Crank-Nicolson for L (1 evaluation of N per step):
+  ``w+ = [(1 + dt L/2) w + dt N(w)] / (1 - dt L/2)``.  First order (second order when
+  N = 0).
+- ``cn_rk4``: the Carpenter-Kennedy five-stage, fourth-order low-storage Runge-Kutta
+  for N with Crank-Nicolson on each sub-interval for L (jax-cfd's
+  ``crank_nicolson_rk4``): fourth order in N, second order in L.
+- ``ab3``: third-order Adams-Bashforth with an exact integrating factor ``E = exp(dt L)``
+  (one evaluation of N per step), started with integrating-factor Euler then AB2.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from . import fft
+
+# Carpenter & Kennedy (1994), five-stage fourth-order 2N-storage coefficients.
+_RK4_ALPHA = (0.0, 0.1496590219993, 0.3704009573644, 0.6222557631345, 0.9582821306748, 1.0)
+_RK4_BETA = (0.0, -0.4178904745, -1.192151694643, -1.697784692471, -1.514183444257)
+_RK4_GAMMA = (0.1496590219993, 0.3792103129999, 0.8229550293869, 0.6994504559488, 0.1530572479681)
+
+
+@numba.njit(parallel=True, cache=True)
+def _affine_update(w, a, b, n):
+    """w = a w + b n, with a, b real (ny, nx//2+1)."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            w[m, i, j] = a[i, j] * w[m, i, j] + b[i, j] * n[m, i, j]
+
+
+@numba.njit(parallel=True, cache=True)
+def _rk_stage(w, h, n, beta, a, b):
+    """h = n + beta h; w = a w + b h."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            hij = n[m, i, j] + beta * h[m, i, j]
+            h[m, i, j] = hij
+            w[m, i, j] = a[i, j] * w[m, i, j] + b[i, j] * hij
+
+
+@numba.njit(parallel=True, cache=True)
+def _ab3_update(w, e1, e2, e3, n0, n1, n2, c0, c1, c2):
+    """w = e1 w + c0 e1 n0 + c1 e2 n1 + c2 e3 n2 (dt folded into the c's)."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            w[m, i, j] = (e1[i, j] * (w[m, i, j] + c0 * n0[m, i, j])
+                          + c1 * e2[i, j] * n1[m, i, j] + c2 * e3[i, j] * n2[m, i, j])
+
+
+@numba.njit(parallel=True, cache=True)
+def multiply(w, factor):
+    """w *= factor, factor real (ny, nx//2+1) (state filters)."""
+    members, ny, nxh = w.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        for j in range(nxh):
+            w[m, i, j] *= factor[i, j]
+
+
+class CrankNicolsonEuler:
+    """``cn``: forward Euler + Crank-Nicolson, one explicit evaluation per step."""
+
+    evaluations = 1
+
+    def __init__(self, equation, dt):
+        self.equation = equation
+        half = 0.5 * dt * equation.linear
+        self.a = (1 + half) / (1 - half)
+        self.b = dt / (1 - half)
+        self.n = fft.empty(equation.state_shape, np.complex128)
+
+    def step(self, w):
+        self.equation.explicit(w, self.n)
+        _affine_update(w, self.a, self.b, self.n)
+
+
+class CrankNicolsonRK4:
+    """``cn_rk4``: low-storage IMEX RK4 (Carpenter-Kennedy) with Crank-Nicolson."""
+
+    evaluations = len(_RK4_BETA)
+
+    def __init__(self, equation, dt):
+        self.equation = equation
+        self.stages = []
+        for k, (beta, gamma) in enumerate(zip(_RK4_BETA, _RK4_GAMMA)):
+            mu = 0.5 * dt * (_RK4_ALPHA[k + 1] - _RK4_ALPHA[k]) * equation.linear
+            self.stages.append((beta, (1 + mu) / (1 - mu), gamma * dt / (1 - mu)))
+        self.n = fft.empty(equation.state_shape, np.complex128)
+        self.h = fft.zeros(equation.state_shape, np.complex128)
+
+    def step(self, w):
+        for beta, a, b in self.stages:
+            self.equation.explicit(w, self.n)
+            _rk_stage(w, self.h, self.n, beta, a, b)
+
+
+class AdamsBashforth3:
+    """``ab3``: integrating-factor AB3, started with Euler then AB2.
+
+    Keeps the last three explicit evaluations; ``history_length`` counts how many are
+    valid (0 after construction or :meth:`reset`).
+    """
+
+    evaluations = 1
+    _COEFFS = ((1.0, 0.0, 0.0), (1.5, -0.5, 0.0), (23 / 12, -16 / 12, 5 / 12))
+
+    def __init__(self, equation, dt):
+        self.equation = equation
+        self.dt = dt
+        self.e1 = np.exp(dt * equation.linear)
+        self.e2 = self.e1**2
+        self.e3 = self.e1**3
+        self.history = [fft.zeros(equation.state_shape, np.complex128) for _ in range(3)]
+        self.history_length = 0
+
+    def reset(self):
+        self.history_length = 0
+
+    def step(self, w):
+        self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest
+        self.equation.explicit(w, self.history[0])
+        c0, c1, c2 = self._COEFFS[min(self.history_length, 2)]
+        _ab3_update(w, self.e1, self.e2, self.e3, *self.history,
+                    c0 * self.dt, c1 * self.dt, c2 * self.dt)
+        self.history_length = min(self.history_length + 1, 3)
+
+
+STEPPERS = {"cn": CrankNicolsonEuler, "cn_rk4": CrankNicolsonRK4, "ab3": AdamsBashforth3}
+SCHEMES = tuple(STEPPERS)
+
+
+def make_stepper(scheme, equation, dt):
+    """The stepper for ``time.scheme`` (one of :data:`SCHEMES`)."""
+    return STEPPERS[scheme](equation, dt)
