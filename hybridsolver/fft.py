@@ -73,14 +73,20 @@ if _threads_lib is not None:
 
 
 def _member_loop(execute, parallel):
-    """A numba function running one single-member plan over every member of src."""
+    """A numba function running one single-member plan over every member of src.
+
+    Returns False (and runs nothing) unless both arrays are ALIGNMENT-aligned.
+    """
 
     @numba.njit(parallel=parallel)
     def run(plan, src, dst):
-        src_stride, dst_stride = src.strides[0], dst.strides[0]
         src0, dst0 = src.ctypes.data, dst.ctypes.data
+        if src0 % ALIGNMENT or dst0 % ALIGNMENT:
+            return False
+        src_stride, dst_stride = src.strides[0], dst.strides[0]
         for m in numba.prange(src.shape[0]):
             execute(plan, src0 + m * src_stride, dst0 + m * dst_stride)
+        return True
 
     return run
 
@@ -140,7 +146,7 @@ def spectral_shape(shape):
 
 
 def _plan(kind, shape, threads):
-    """Plan (and cache) one single-member transform; returns (plan pointer, parallel)."""
+    """Plan (and cache) one single-member transform; returns the plan pointer."""
     key = (kind, tuple(shape), threads)
     with _plan_lock:
         if key in _plans:
@@ -160,23 +166,16 @@ def _plan(kind, shape, threads):
         plan = fn(rank, dims, 1, src.ctypes.data, None, 1, 0, dst.ctypes.data, None, 1, 0, flags)
         if not plan:
             raise RuntimeError(f"FFTW could not plan a {kind} transform of shape {shape}")
-        _plans[key] = (plan, threads == 1)
+        _plans[key] = plan
         _save_wisdom()
         return _plans[key]
-
-
-def _check(arr, shape, dtype, what):
-    if (arr.dtype != dtype or arr.shape[1:] != tuple(shape) or not arr.flags.c_contiguous
-            or arr.ctypes.data % ALIGNMENT):
-        raise ValueError(f"{what}: expected an aligned C-contiguous (M, {shape}) {dtype} array, "
-                         f"got {arr.shape} {arr.dtype}")
 
 
 class RealTransforms:
     """Real FFTs over the trailing axes of ensemble arrays.
 
     Physical arrays are float64 ``(M, *shape)``; spectral arrays complex128
-    ``(M, *spectral_shape(shape))``; both allocated with :func:`empty`.
+    ``(M, *spectral_shape(shape))``; both C-contiguous and allocated with :func:`empty`.
     """
 
     def __init__(self, shape):
@@ -185,20 +184,28 @@ class RealTransforms:
         self.size = int(np.prod(self.shape))
         cores = os.cpu_count() or 1
         self.threads = cores if self.size >= THREADED_POINTS else 1
-        self._r2c, self._r2c_parallel = _plan("r2c", self.shape, self.threads)
-        self._c2r, self._c2r_parallel = _plan("c2r", self.shape, self.threads)
+        self._plans = {kind: _plan(kind, self.shape, self.threads) for kind in ("r2c", "c2r")}
+
+    def _execute(self, kind, src, dst):
+        real, cplx = (src, dst) if kind == "r2c" else (dst, src)
+        if (real.dtype != np.float64 or cplx.dtype != np.complex128 or real.shape[1:] != self.shape
+                or cplx.shape != real.shape[:1] + self.spectral_shape
+                or not (real.flags.c_contiguous and cplx.flags.c_contiguous)):
+            raise ValueError(f"{kind}: expected C-contiguous (M, {self.shape}) float64 and "
+                             f"(M, {self.spectral_shape}) complex128, got {real.shape} {real.dtype} "
+                             f"and {cplx.shape} {cplx.dtype}")
+        # members in parallel only where the plan itself is single-threaded
+        parallel = self.threads == 1 and src.shape[0] > 1
+        if not _RUNNERS[kind, parallel](self._plans[kind], src, dst):
+            raise ValueError(f"{kind}: arrays must be {ALIGNMENT}-byte aligned (allocate with fft.empty)")
 
     def forward(self, x, out):
         """out[m] = rfftn(x[m]) for every member (unnormalised)."""
-        _check(x, self.shape, np.float64, "forward input")
-        _check(out, self.spectral_shape, np.complex128, "forward output")
-        _RUNNERS["r2c", self._r2c_parallel](self._r2c, x, out)
+        self._execute("r2c", x, out)
 
     def inverse(self, x_hat, out):
         """out[m] = N * irfftn(x_hat[m]) for every member; x_hat is overwritten."""
-        _check(x_hat, self.spectral_shape, np.complex128, "inverse input")
-        _check(out, self.shape, np.float64, "inverse output")
-        _RUNNERS["c2r", self._c2r_parallel](self._c2r, x_hat, out)
+        self._execute("c2r", x_hat, out)
 
     def to_physical(self, x_hat):
         """A new normalised physical array from a spectral one (input kept)."""

@@ -121,16 +121,16 @@ class Simulation:
         status = ["ok"] * len(self.members)
         bar = tqdm(total=end - self.step, unit="step", disable=not progress, dynamic_ncols=True)
         first_start = time.perf_counter()
-        start_step, start = self.step, first_start
+        start_step, start, warm = self.step, first_start, False
         try:
             while self.step < end:
-                if self.step == start_step + 1:  # time steps after the first (JIT compilation)
-                    start_step, start = self.step, time.perf_counter()
+                if self.step > start_step and not warm:  # time steps after the first (JIT compilation)
+                    start_step, start, warm = self.step, time.perf_counter(), True
                 stops = [end]
                 for every in (fields_every, diag_every):
                     if every:
                         stops.append((self.step // every + 1) * every)
-                chunk = 1 if self.step == start_step else min(stops) - self.step
+                chunk = min(stops) - self.step if warm else 1
                 self.advance(chunk)
                 bar.update(chunk)
                 elapsed = time.perf_counter() - start

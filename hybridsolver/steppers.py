@@ -26,47 +26,71 @@ _RK4_BETA = (0.0, -0.4178904745, -1.192151694643, -1.697784692471, -1.5141834442
 _RK4_GAMMA = (0.1496590219993, 0.3792103129999, 0.8229550293869, 0.6994504559488, 0.1530572479681)
 
 
+# Kernels take complex arrays as float64 (re, im) views, (M, ny, 2 (nx//2+1)), with
+# real per-wavenumber coefficients (ny, nx//2+1): numba vectorises this well.
+
 @numba.njit(parallel=True, cache=True)
 def _affine_update(w, a, b, n):
-    """w = a w + b n, with a, b real (ny, nx//2+1)."""
-    members, ny, nxh = w.shape
+    """w = a w + b n."""
+    members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
+        wr, nr, ar, br = w[m, i], n[m, i], a[i], b[i]
         for j in range(nxh):
-            w[m, i, j] = a[i, j] * w[m, i, j] + b[i, j] * n[m, i, j]
+            for c in range(2):
+                k = 2 * j + c
+                wr[k] = ar[j] * wr[k] + br[j] * nr[k]
 
 
 @numba.njit(parallel=True, cache=True)
 def _rk_stage(w, h, n, beta, a, b):
     """h = n + beta h; w = a w + b h."""
-    members, ny, nxh = w.shape
+    members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
+        wr, hr, nr, ar, br = w[m, i], h[m, i], n[m, i], a[i], b[i]
         for j in range(nxh):
-            hij = n[m, i, j] + beta * h[m, i, j]
-            h[m, i, j] = hij
-            w[m, i, j] = a[i, j] * w[m, i, j] + b[i, j] * hij
+            for c in range(2):
+                k = 2 * j + c
+                hk = nr[k] + beta * hr[k]
+                hr[k] = hk
+                wr[k] = ar[j] * wr[k] + br[j] * hk
 
 
 @numba.njit(parallel=True, cache=True)
 def _ab3_update(w, e1, e2, e3, n0, n1, n2, c0, c1, c2):
-    """w = e1 w + c0 e1 n0 + c1 e2 n1 + c2 e3 n2 (dt folded into the c's)."""
-    members, ny, nxh = w.shape
+    """w = e1 (w + c0 n0) + c1 e2 n1 + c2 e3 n2 (dt folded into the c's)."""
+    members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
+        wr, r0, r1, r2 = w[m, i], n0[m, i], n1[m, i], n2[m, i]
+        f1, f2, f3 = e1[i], e2[i], e3[i]
         for j in range(nxh):
-            w[m, i, j] = (e1[i, j] * (w[m, i, j] + c0 * n0[m, i, j])
-                          + c1 * e2[i, j] * n1[m, i, j] + c2 * e3[i, j] * n2[m, i, j])
+            for c in range(2):
+                k = 2 * j + c
+                wr[k] = f1[j] * (wr[k] + c0 * r0[k]) + c1 * f2[j] * r1[k] + c2 * f3[j] * r2[k]
 
 
 @numba.njit(parallel=True, cache=True)
-def multiply(w, factor):
-    """w *= factor, factor real (ny, nx//2+1) (state filters)."""
-    members, ny, nxh = w.shape
+def _multiply(w, factor):
+    """w *= factor."""
+    members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
+        wr, fr = w[m, i], factor[i]
         for j in range(nxh):
-            w[m, i, j] *= factor[i, j]
+            for c in range(2):
+                wr[2 * j + c] *= fr[j]
+
+
+def _f(a):
+    """Float64 (re, im) view of a complex array."""
+    return a.view(np.float64)
+
+
+def multiply(w, factor):
+    """w *= factor in place: complex (M, ny, nx//2+1) by real (ny, nx//2+1) (state filters)."""
+    _multiply(_f(w), factor)
 
 
 class CrankNicolsonEuler:
@@ -83,7 +107,7 @@ class CrankNicolsonEuler:
 
     def step(self, w):
         self.equation.explicit(w, self.n)
-        _affine_update(w, self.a, self.b, self.n)
+        _affine_update(_f(w), self.a, self.b, _f(self.n))
 
 
 class CrankNicolsonRK4:
@@ -103,7 +127,7 @@ class CrankNicolsonRK4:
     def step(self, w):
         for beta, a, b in self.stages:
             self.equation.explicit(w, self.n)
-            _rk_stage(w, self.h, self.n, beta, a, b)
+            _rk_stage(_f(w), _f(self.h), _f(self.n), beta, a, b)
 
 
 class AdamsBashforth3:
@@ -132,7 +156,7 @@ class AdamsBashforth3:
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest
         self.equation.explicit(w, self.history[0])
         c0, c1, c2 = self._COEFFS[min(self.history_length, 2)]
-        _ab3_update(w, self.e1, self.e2, self.e3, *self.history,
+        _ab3_update(_f(w), self.e1, self.e2, self.e3, *map(_f, self.history),
                     c0 * self.dt, c1 * self.dt, c2 * self.dt)
         self.history_length = min(self.history_length + 1, 3)
 
