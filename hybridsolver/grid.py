@@ -50,7 +50,7 @@ class Grid:
         ``q = 0`` row, the modes kept on one side only get weight 1/2 (jax-cfd's inverse
         FFT keeps the Hermitian part of that row).  For 128 points this keeps
         ``|q| <= 42`` and ``p`` in ``[-43, 41]``; the set is point-symmetric, so real fields
-        stay real.  Any field inside ``|p|, |q| < n/3`` is treated alias-free.
+        stay real.  Fields inside :meth:`alias_free_band` are treated without aliasing.
         """
         if self.dealias != "2/3":
             return np.ones(self.spectral_shape)
@@ -63,6 +63,20 @@ class Grid:
         mask = np.where(q > 0, short, np.where(q < 0, long, 0.5 * (short + long)))
         mask[np.abs(q[:, 0]) > q_max, :] = 0.0
         return mask
+
+    def alias_free_band(self):
+        """(ny, nx//2+1) indicator of the modes the 2/3 mask keeps on both sides.
+
+        ``|p| <= int(2 nx/3)//2 - 1`` and ``|q| <= int(2 ny/3)//2 - 1`` (41 for 128
+        points): products of such modes never alias back into the band, so the
+        dealiased nonlinear term conserves energy and enstrophy exactly there.  All
+        ones unless ``dealias = "2/3"``.
+        """
+        if self.dealias != "2/3":
+            return np.ones(self.spectral_shape)
+        p = np.arange(self.nx // 2 + 1)[None, :]
+        q = np.abs(np.fft.fftfreq(self.ny, 1.0 / self.ny))[:, None]
+        return ((p <= int(2 / 3 * self.nx) // 2 - 1) & (q <= int(2 / 3 * self.ny) // 2 - 1)).astype(float)
 
     def state_filter(self):
         """``(ny, nx//2+1)`` multiplier applied to the state after each step, or None.

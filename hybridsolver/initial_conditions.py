@@ -5,8 +5,8 @@ Random fields are drawn from each member's ``initial_condition`` stream
 ``xi`` (N(0, 1) per grid point) is shaped in Fourier space; with
 ``F(xi)_k`` of variance N per mode, a multiplier ``c_k`` gives the covariance
 ``C(x - x') = (1/N) sum_k c_k^2 cos(k.(x - x'))``.  With ``dealias = "2/3"`` the
-random fields are truncated to the alias-free band ``|p|, |q| < n/3`` (integer
-wavenumbers), so they are resolved exactly by the dealiased dynamics.
+random fields are truncated to :meth:`Grid.alias_free_band` (about ``|p|, |q| < n/3``
+in integer wavenumbers), so the dealiased dynamics resolve them without aliasing.
 
 - ``gaussian_random_field``: ``omega ~ N(0, 2 sigma^2 (-lap + tau^2)^(-alpha))`` with the
   mean mode removed, i.e. ``c_k = sigma sqrt(2N) (|k|^2 + tau^2)^(-alpha/2)``: the field
@@ -30,22 +30,13 @@ import numpy as np
 from . import fft, rng
 from .case import CaseError
 
-def _alias_free(grid):
-    """(ny, nx//2+1) mask of |p|, |q| < n/3 when the grid dealiases with 2/3, else ones."""
-    if grid.dealias != "2/3":
-        return np.ones(grid.spectral_shape)
-    p = np.arange(grid.nx // 2 + 1)[None, :]
-    q = np.abs(np.fft.fftfreq(grid.ny, 1.0 / grid.ny))[:, None]
-    return ((3 * p < grid.nx) & (3 * q < grid.ny)).astype(float)
-
-
 def _shaped_noise(grid, seed, members, multiplier, components=1):
     """Spectra of white noise times ``multiplier``: list of (M, ny, nx//2+1) arrays."""
     tr = fft.transforms(grid.shape)
     out = []
     for c in range(components):
         noise = rng.standard_normal(seed, members, f"initial_condition/{c}", 0, grid.shape)
-        out.append(tr.to_spectral(noise) * (multiplier * _alias_free(grid)))
+        out.append(tr.to_spectral(noise) * (multiplier * grid.alias_free_band()))
     return out
 
 
