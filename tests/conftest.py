@@ -23,3 +23,17 @@ BASE_CASE = {
 def case():
     """A fresh raw case dict (32^2 Kolmogorov flow) to modify per test."""
     return copy.deepcopy(BASE_CASE)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long tests, run with -m slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip slow tests unless they are asked for with -m slow."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

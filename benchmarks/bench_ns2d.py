@@ -1,0 +1,141 @@
+"""Speed of the navier_stokes2d host, as ratios measured in one process.
+
+    python benchmarks/bench_ns2d.py [--json results.json] [--repeats 7]
+
+1. 256^2, one member, cn_rk4: ms/step against the time of the FFTs it does (5 stages x
+   (2 inverse + 2 forward) = 20), timed interleaved with the steps on the same plans.
+2. 256^2, one member, cn (one explicit evaluation, 4 FFTs); also against 5 FFTs, the
+   count of the advective form.
+3. jax-cfd's ForcedNavierStokes2D + crank_nicolson_rk4 (float64, steps fused with
+   lax.fori_loop under jit) at 256^2 and 64^2 against ours.
+4. 64^2, cn_rk4: member-steps per second of a 32-member ensemble against one member.
+
+Every figure is the minimum over ``--repeats`` interleaved repetitions (the machine's
+noise only ever adds time); the medians are printed beside them.
+"""
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+from hybridsolver import Simulation, fft
+
+CASE = {
+    "equation": {"name": "navier_stokes2d", "viscosity": 1e-3, "drag": 0.1,
+                 "forcing": {"type": "kolmogorov", "wavenumber": 4, "amplitude": 1.0}},
+    "grid": {"shape": [256, 256], "length": [2 * math.pi, 2 * math.pi], "dealias": "2/3"},
+    "initial_condition": {"type": "random_velocity", "peak_wavenumber": 4.0, "max_velocity": 7.0},
+    "time": {"scheme": "cn_rk4", "dt": 1e-3, "steps": 1},
+    "ensemble": {"members": 1, "seed": 0},
+}
+
+
+def simulation(n, scheme, members):
+    sim = Simulation.from_case(CASE, {"grid.shape": [n, n], "time.scheme": scheme, "ensemble.members": members})
+    sim.advance(3)  # JIT compilation and FFT planning stay out of the timings
+    return sim
+
+
+def seconds(fn, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def fft_pairs(sim):
+    """One forward + one inverse transform of a member-sized field, on the step's plans."""
+    tr = sim.equation.transforms
+    M = len(sim.members)
+    x = fft.empty((M,) + sim.grid.shape, np.float64)
+    x[...] = sim.fields()["vorticity"]
+    x_hat = fft.empty((M,) + sim.grid.spectral_shape, np.complex128)
+    y = fft.empty(x.shape, np.float64)
+
+    def pair():
+        tr.forward(x, x_hat)
+        tr.inverse(x_hat, y)
+
+    return pair
+
+
+def step_vs_ffts(n, scheme, repeats, steps=20):
+    """(ms/step, ms per FFT) minima and the median ratio, interleaved."""
+    sim = simulation(n, scheme, 1)
+    pair = fft_pairs(sim)
+    step_ms, fft_ms = [], []
+    for _ in range(repeats):
+        step_ms.append(1e3 * seconds(lambda: sim.advance(1), steps))
+        fft_ms.append(1e3 * seconds(pair, 2 * steps) / 2)
+    return min(step_ms), min(fft_ms), float(np.median(np.divide(step_ms, fft_ms)))
+
+
+def jax_cfd_ms_per_step(n, repeats, steps=20):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import jax_cfd.base as cfd
+    import jax_cfd.spectral as spectral
+
+    grid = cfd.grids.Grid((n, n), domain=((0, 2 * math.pi), (0, 2 * math.pi)))
+    equation = spectral.equations.ForcedNavierStokes2D(1e-3, grid, smooth=True)
+    step = spectral.time_stepping.crank_nicolson_rk4(equation, 1e-3)
+    run = jax.jit(lambda w: jax.lax.fori_loop(0, steps, lambda i, w: step(w), w))
+    w0 = simulation(n, "cn_rk4", 1).fields()["vorticity"][0].T
+    w_hat = jnp.fft.rfftn(jnp.asarray(w0))
+    run(w_hat).block_until_ready()
+    times = [1e3 * seconds(lambda: run(w_hat).block_until_ready(), 3) / steps for _ in range(repeats)]
+    return min(times)
+
+
+def ours_ms_per_step(n, members, repeats, steps=20):
+    sim = simulation(n, "cn_rk4", members)
+    return min(1e3 * seconds(lambda: sim.advance(1), steps) for _ in range(repeats))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    r = args.repeats
+    results = {}
+
+    step, one_fft, median = step_vs_ffts(256, "cn_rk4", r)
+    results["cn_rk4_256"] = {"ms_per_step": step, "fft_ms": one_fft, "ffts": 20,
+                             "ratio_to_ffts": step / (20 * one_fft), "median_ratio": median / 20}
+    step, one_fft, median = step_vs_ffts(256, "cn", r)
+    results["cn_256"] = {"ms_per_step": step, "fft_ms": one_fft, "ffts": 4,
+                         "ratio_to_ffts": step / (4 * one_fft), "median_ratio": median / 4,
+                         "ratio_to_5_ffts": step / (5 * one_fft)}
+    for n in (256, 64):
+        ours = ours_ms_per_step(n, 1, r)
+        theirs = jax_cfd_ms_per_step(n, r)
+        results[f"jax_cfd_{n}"] = {"ours_ms": ours, "jax_cfd_ms": theirs, "speedup": theirs / ours}
+    single = ours_ms_per_step(64, 1, r)
+    ensemble = ours_ms_per_step(64, 32, r)
+    results["ensemble_64"] = {"single_ms_per_member_step": single, "m32_ms_per_member_step": ensemble / 32,
+                              "throughput_ratio": single / (ensemble / 32)}
+
+    a, b = results["cn_rk4_256"], results["cn_256"]
+    print(f"256^2 cn_rk4: {a['ms_per_step']:.3f} ms/step, 20 FFTs {20 * a['fft_ms']:.3f} ms: "
+          f"ratio {a['ratio_to_ffts']:.3f} (median {a['median_ratio']:.3f})")
+    print(f"256^2 cn:     {b['ms_per_step']:.3f} ms/step, 4 FFTs {4 * b['fft_ms']:.3f} ms: "
+          f"ratio {b['ratio_to_ffts']:.3f} (median {b['median_ratio']:.3f}); against 5 FFTs {b['ratio_to_5_ffts']:.3f}")
+    for n in (256, 64):
+        j = results[f"jax_cfd_{n}"]
+        print(f"{n}^2 cn_rk4 vs jax-cfd crank_nicolson_rk4: {j['ours_ms']:.3f} vs {j['jax_cfd_ms']:.3f} ms/step: "
+              f"{j['speedup']:.2f}x faster")
+    e = results["ensemble_64"]
+    print(f"64^2 ensemble: 1 member {e['single_ms_per_member_step']:.3f}, 32 members "
+          f"{e['m32_ms_per_member_step']:.3f} ms/member-step: throughput ratio {e['throughput_ratio']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
