@@ -4,7 +4,6 @@ One step is, in order: the stepper's update (``time.scheme``), the state filter
 (``dealias = "exponential"``), then the stochastic forcing increment drawn from
 each member's stream at the index of the step (0 for the step from 0 to 1).
 """
-import math
 import os
 import time
 
@@ -101,10 +100,11 @@ class Simulation:
     def run(self, out_dir=None, progress=True):
         """Run to the case's end, writing the run directory; returns the summary dict.
 
-        ``ms_per_step`` leaves out the first step (JIT compilation, FFT planning) and
-        includes output writing.  Fields are written at step 0, every ``output.fields_every`` steps and at the end;
-        diagnostics at step 0 and every ``output.diagnostics_every`` steps.  A member
-        whose state stops being finite stops the run (status ``non-finite``).
+        ``ms_per_step`` leaves out the first step (JIT compilation) and includes output
+        writing (None for a one-step run).  Fields are written at step 0, every
+        ``output.fields_every`` steps and at the end; diagnostics at step 0 and every
+        ``output.diagnostics_every`` steps.  A member whose state stops being finite
+        stops the run (status ``non-finite by step N``).
         """
         out = self.case.data["output"]
         run_dir = out_dir or out.get("dir") or os.path.join("runs", self.case.name)
@@ -151,12 +151,12 @@ class Simulation:
             writer.flush()
             now = time.perf_counter()
             timed = self.step - start_step
-            ms = 1e3 * (now - start) / timed if timed else math.nan
+            ms = 1e3 * (now - start) / timed if timed else None
             summary.update({
                 "status": "ok" if all(s == "ok" for s in status) else "failed",
                 "member_status": dict(zip(map(str, self.members), status)),
                 "final_step": self.step, "final_time": self.time, "wall_seconds": now - first_start,
-                "ms_per_step": ms, "ms_per_member_step": ms / len(self.members),
+                "ms_per_step": ms, "ms_per_member_step": ms / len(self.members) if timed else None,
             })
             writer.write_summary(summary)
         return summary
