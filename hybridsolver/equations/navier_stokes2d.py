@@ -9,7 +9,8 @@ stepper (implicitly or exactly); :meth:`NavierStokes2D.explicit` evaluates the r
 
 The advection term uses Basdevant's form ``u.grad(omega) = d_xy(v^2 - u^2) +
 (d_xx - d_yy)(u v)``, exact for a divergence-free velocity, which needs 2 inverse and
-2 forward FFTs per evaluation instead of the 4 + 1 of the advective form.  With
+2 forward FFTs per evaluation instead of the 4 + 1 of the advective form; the forward
+ones stop at the last column the dealiasing mask keeps (about a third with 2/3).  With
 ``dealias = "2/3"`` it is multiplied by the brick-wall mask (:meth:`Grid.nonlinear_mask`);
 with ``"exponential"`` the stepper filters the state after each step (pyqg style).
 
@@ -130,6 +131,7 @@ class NavierStokes2D:
         self.mask = grid.nonlinear_mask()
         nonzero = self.mask != 0
         self._mask_support = np.where(nonzero.any(axis=1), nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        self._mask_columns = int(self._mask_support.max())  # forward transforms stop there
         self.state_filter = grid.state_filter()
         self.forcing_hat = self._forcing_spectrum(params["forcing"])
         self._forcing_f = _f(self.forcing_hat)
@@ -165,8 +167,8 @@ class NavierStokes2D:
         self.transforms.inverse(self._u_hat, self._u)
         self.transforms.inverse(self._v_hat, self._v)
         _basdevant_products(self._u, self._v)
-        self.transforms.forward(self._u, self._u_hat)
-        self.transforms.forward(self._v, self._v_hat)
+        self.transforms.forward(self._u, self._u_hat, columns=self._mask_columns)
+        self.transforms.forward(self._v, self._v_hat, columns=self._mask_columns)
         _advection_tendency(_f(self._u_hat), _f(self._v_hat), g.kx, g.ky, self.mask, self._mask_support,
                             self._forcing_f, _f(out))
 
