@@ -41,3 +41,19 @@ def test_misshaped_or_misaligned_arrays_are_refused():
     unaligned = raw[1:].reshape(2, 32, 32) if raw[1:].ctypes.data % fft.ALIGNMENT else raw[:-1].reshape(2, 32, 32)
     with pytest.raises(ValueError, match="aligned"):
         tr.forward(unaligned, out)
+
+
+@pytest.mark.parametrize("shape,columns", [((64, 64), 22), ((256, 256), 44), ((48, 40), 12)])
+def test_forward_stopped_at_a_column_matches_full_transform_there(shape, columns):
+    tr = fft.transforms(shape)
+    x = fft.empty((4,) + shape, np.float64)
+    x[...] = np.random.default_rng(5).standard_normal(x.shape)
+    full = tr.to_spectral(x)
+    part = fft.empty(full.shape, np.complex128)
+    tr.forward(x, part, columns=columns)
+    assert np.allclose(part[..., :columns], full[..., :columns], rtol=0, atol=1e-12 * np.abs(full).max())
+    assert not np.allclose(part[..., columns:], full[..., columns:])  # the rest was skipped
+    alone, member = fft.empty((1,) + full.shape[1:], np.complex128), fft.empty((1,) + shape, np.float64)
+    member[...] = x[2]
+    tr.forward(member, alone, columns=columns)
+    assert np.array_equal(alone[0, :, :columns], part[2, :, :columns])
