@@ -93,15 +93,15 @@ def _advection_tendency(a_hat, b_hat, kx, ky, mask, support, forcing, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _add_scaled(w, coef, noise_hat):
-    """w += coef * noise_hat, coef real (ny, nx//2+1)."""
+def _add_scaled(w, coef, scale, noise_hat):
+    """w += scale coef noise_hat, coef real (ny, nx//2+1)."""
     members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
         wr, nr, cr = w[m, i], noise_hat[m, i], coef[i]
         for j in range(nxh):
             for c in range(2):
-                wr[2 * j + c] += cr[j] * nr[2 * j + c]
+                wr[2 * j + c] += scale * cr[j] * nr[2 * j + c]
 
 
 def _f(a):
@@ -129,15 +129,17 @@ class NavierStokes2D:
         self.state_shape = (M,) + grid.spectral_shape
         self.linear = -self.viscosity * grid.k2 - self.drag
         self.mask = grid.nonlinear_mask()
-        nonzero = self.mask != 0
-        self._mask_support = np.where(nonzero.any(axis=1), nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        # one past the last kept column of each mask row (0 for rows the mask zeroes)
+        self._mask_support = np.array([np.flatnonzero(row)[-1] + 1 if row.any() else 0 for row in self.mask])
         self._mask_columns = int(self._mask_support.max())  # forward transforms stop there
         self.state_filter = grid.state_filter()
         self.forcing_hat = self._forcing_spectrum(params["forcing"])
         self._forcing_f = _f(self.forcing_hat)
         noise = params["stochastic_forcing"]
         self.noise_amplitude = float(noise["amplitude"])
-        self.noise_alpha = float(noise["alpha"])
+        # sqrt(q_k) sqrt(N / |D|): spectral multiplier of white noise, per sqrt(dt)
+        self._noise_colour = np.sqrt(grid.size / (grid.Lx * grid.Ly)) * np.exp(-0.5 * noise["alpha"] * grid.k2)
+        self._noise_colour[0, 0] = 0.0
         self._u_hat = fft.empty(self.state_shape, np.complex128)
         self._v_hat = fft.empty(self.state_shape, np.complex128)
         self._u = fft.empty((M,) + grid.shape, np.float64)
@@ -177,15 +179,12 @@ class NavierStokes2D:
         return self.noise_amplitude > 0
 
     def add_noise(self, w, step, dt):
-        """Add ``beta dW`` for the step that ends at step count ``step`` (in place)."""
+        """Add ``beta dW`` over a step of ``dt`` with index ``step`` (0 for the step from 0 to 1)."""
         if not self.stochastic:
             return
-        g = self.grid
-        rng.standard_normal(self.seed, self.members, "stochastic_forcing", step, g.shape, out=self._u)
+        rng.standard_normal(self.seed, self.members, "stochastic_forcing", step, self.grid.shape, out=self._u)
         self.transforms.forward(self._u, self._u_hat)
-        coef = self.noise_amplitude * np.sqrt(dt * g.size / (g.Lx * g.Ly)) * np.exp(-0.5 * self.noise_alpha * g.k2)
-        coef[0, 0] = 0.0
-        _add_scaled(_f(w), coef, _f(self._u_hat))
+        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), _f(self._u_hat))
 
     # ---- fields and diagnostics -------------------------------------------------
 
