@@ -159,3 +159,31 @@ def test_stochastic_increment_has_the_documented_covariance(case):
     samples = dw.size
     assert abs(dw.var() / expected - 1) < 5 * math.sqrt(2 / samples) * 10  # correlated points
     assert np.allclose(dw.mean(axis=(1, 2)), 0, atol=1e-15)
+
+
+@pytest.mark.parametrize("forcing,length,shape", [
+    ({"type": "kolmogorov", "wavenumber": 3, "amplitude": 2.0}, [2 * math.pi, 4 * math.pi], [32, 64]),
+    ({"type": "diagonal", "wavenumber": 1, "amplitude": 0.1}, [1.0, 2.0], [48, 32]),
+])
+def test_forced_laminar_flow_from_rest_on_a_rectangle(case, forcing, length, shape):
+    """A single-wavenumber forcing f drives omega(t) = f (1 - exp(-lam t)) / lam,
+    lam = nu |k|^2 + mu, exactly: omega is proportional to psi, so advection vanishes."""
+    nu, mu = 0.05, 0.1
+    case["equation"].update(viscosity=nu, drag=mu, forcing=forcing)
+    case["grid"].update(shape=shape, length=length)
+    case["time"] = {"scheme": "cn_rk4", "dt": 0.01, "steps": 100}
+    sim = Simulation.from_case(case)
+    sim.set_initial({"vorticity": np.zeros(sim.grid.shape)})
+    sim.advance(100)
+    X, Y = sim.grid.mesh()
+    A, n = forcing["amplitude"], forcing["wavenumber"]
+    if forcing["type"] == "kolmogorov":
+        k2 = (2 * np.pi * n / length[0]) ** 2
+        f = -A * np.sqrt(k2) * np.cos(np.sqrt(k2) * Y)
+    else:
+        k2 = (2 * np.pi * n) ** 2 * (1 / length[0] ** 2 + 1 / length[1] ** 2)
+        phase = 2 * np.pi * n * (X / length[1] + Y / length[0])
+        f = A * (np.sin(phase) + np.cos(phase))
+    lam = nu * k2 + mu
+    exact = f * (1 - np.exp(-lam * sim.time)) / lam
+    assert np.abs(sim.fields()["vorticity"][0] - exact).max() < 1e-5 * np.abs(exact).max()
