@@ -84,15 +84,12 @@ def _member_loop(forward, parallel):
 
     Forward: real row transforms src -> dst, then column transforms in place in dst.
     Inverse: column transforms in place in src, then real row transforms src -> dst.
-    A zero columns plan (1D grids) is skipped.  Returns False (and runs nothing)
-    unless both arrays are ALIGNMENT-aligned.
+    A zero columns plan (1D grids) is skipped.  The caller checks shapes and alignment.
     """
 
     @numba.njit(parallel=parallel)
     def run(rows, columns, src, dst):
         src0, dst0 = src.ctypes.data, dst.ctypes.data
-        if src0 % ALIGNMENT or dst0 % ALIGNMENT:
-            return False
         src_stride, dst_stride = src.strides[0], dst.strides[0]
         for m in numba.prange(src.shape[0]):
             s, d = src0 + m * src_stride, dst0 + m * dst_stride
@@ -104,7 +101,6 @@ def _member_loop(forward, parallel):
                 if columns:
                     _exec_dft(columns, s, s)
                 _exec_c2r(rows, s, d)
-        return True
 
     return run
 
@@ -223,7 +219,13 @@ class RealTransforms:
             self._columns[key] = _plan(kind, self.shape, self.threads, columns)
         return self._columns[key]
 
-    def _execute(self, forward, src, dst, columns):
+    def bind(self, forward, src, dst, columns=None):
+        """A no-argument function running one transform on these arrays, checked once.
+
+        ``forward=True``: ``dst = rfftn(src)`` (only the first ``columns`` columns with
+        ``columns``); ``False``: ``dst = N irfftn(src)``, overwriting src.  Hot loops bind
+        their buffers once and skip the per-call checks.
+        """
         real, cplx = (src, dst) if forward else (dst, src)
         if (real.dtype != np.float64 or cplx.dtype != np.complex128 or real.shape[1:] != self.shape
                 or cplx.shape != real.shape[:1] + self.spectral_shape
@@ -231,12 +233,15 @@ class RealTransforms:
             raise ValueError(f"expected C-contiguous (M, {self.shape}) float64 and "
                              f"(M, {self.spectral_shape}) complex128, got {real.shape} {real.dtype} "
                              f"and {cplx.shape} {cplx.dtype}")
+        if real.ctypes.data % ALIGNMENT or cplx.ctypes.data % ALIGNMENT:
+            raise ValueError(f"arrays must be {ALIGNMENT}-byte aligned (allocate with fft.empty)")
+        n_columns = self.spectral_shape[-1]
+        columns = n_columns if columns is None else min(int(columns), n_columns)
         rows = self._rows["rows_r2c" if forward else "rows_c2r"]
         cols = self._columns_plan("columns_forward" if forward else "columns_backward", columns)
         # members in parallel only where the plans themselves are single-threaded
-        parallel = self.threads == 1 and src.shape[0] > 1
-        if not _RUNNERS[forward, parallel](rows, cols, src, dst):
-            raise ValueError(f"arrays must be {ALIGNMENT}-byte aligned (allocate with fft.empty)")
+        run = _RUNNERS[forward, self.threads == 1 and src.shape[0] > 1]
+        return lambda: run(rows, cols, src, dst)
 
     def forward(self, x, out, columns=None):
         """out[m] = rfftn(x[m]) for every member (unnormalised).
@@ -244,12 +249,11 @@ class RealTransforms:
         With ``columns`` (2D grids), only ``out[:, :, :columns]`` is the transform; the
         other columns hold row transforms only.
         """
-        n_columns = self.spectral_shape[-1]
-        self._execute(True, x, out, n_columns if columns is None else min(int(columns), n_columns))
+        self.bind(True, x, out, columns)()
 
     def inverse(self, x_hat, out):
         """out[m] = N * irfftn(x_hat[m]) for every member; x_hat is overwritten."""
-        self._execute(False, x_hat, out, self.spectral_shape[-1])
+        self.bind(False, x_hat, out)()
 
     def to_physical(self, x_hat):
         """A new normalised physical array from a spectral one (input kept)."""

@@ -104,10 +104,11 @@ class CrankNicolsonEuler:
         self.a = (1 + half) / (1 - half)
         self.b = dt / (1 - half)
         self.n = fft.empty(equation.state_shape, np.complex128)
+        self._n_f = _f(self.n)
 
     def step(self, w):
         self.equation.explicit(w, self.n)
-        _affine_update(_f(w), self.a, self.b, _f(self.n))
+        _affine_update(_f(w), self.a, self.b, self._n_f)
 
 
 class CrankNicolsonRK4:
@@ -123,11 +124,13 @@ class CrankNicolsonRK4:
             self.stages.append((beta, (1 + mu) / (1 - mu), gamma * dt / (1 - mu)))
         self.n = fft.empty(equation.state_shape, np.complex128)
         self.h = fft.zeros(equation.state_shape, np.complex128)
+        self._n_f, self._h_f = _f(self.n), _f(self.h)
 
     def step(self, w):
+        w_f = _f(w)
         for beta, a, b in self.stages:
             self.equation.explicit(w, self.n)
-            _rk_stage(_f(w), _f(self.h), _f(self.n), beta, a, b)
+            _rk_stage(w_f, self._h_f, self._n_f, beta, a, b)
 
 
 class AdamsBashforth3:

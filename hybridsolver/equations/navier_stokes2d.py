@@ -144,6 +144,13 @@ class NavierStokes2D:
         self._v_hat = fft.empty(self.state_shape, np.complex128)
         self._u = fft.empty((M,) + grid.shape, np.float64)
         self._v = fft.empty((M,) + grid.shape, np.float64)
+        self._u_hat_f, self._v_hat_f = _f(self._u_hat), _f(self._v_hat)
+        tr = self.transforms
+        self._inverse_u = tr.bind(False, self._u_hat, self._u)
+        self._inverse_v = tr.bind(False, self._v_hat, self._v)
+        self._forward_u = tr.bind(True, self._u, self._u_hat, self._mask_columns)
+        self._forward_v = tr.bind(True, self._v, self._v_hat, self._mask_columns)
+        self._forward_noise = tr.bind(True, self._u, self._u_hat)
 
     def _forcing_spectrum(self, forcing):
         """Unnormalised rfft of the deterministic vorticity forcing, (ny, nx//2+1)."""
@@ -165,13 +172,13 @@ class NavierStokes2D:
     def explicit(self, w, out):
         """out = -F(u . grad omega) (dealiased) + F(f) for state w; 4 FFTs, no allocation."""
         g = self.grid
-        _velocity_spectra(_f(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, _f(self._u_hat), _f(self._v_hat))
-        self.transforms.inverse(self._u_hat, self._u)
-        self.transforms.inverse(self._v_hat, self._v)
+        _velocity_spectra(_f(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat_f, self._v_hat_f)
+        self._inverse_u()
+        self._inverse_v()
         _basdevant_products(self._u, self._v)
-        self.transforms.forward(self._u, self._u_hat, columns=self._mask_columns)
-        self.transforms.forward(self._v, self._v_hat, columns=self._mask_columns)
-        _advection_tendency(_f(self._u_hat), _f(self._v_hat), g.kx, g.ky, self.mask, self._mask_support,
+        self._forward_u()
+        self._forward_v()
+        _advection_tendency(self._u_hat_f, self._v_hat_f, g.kx, g.ky, self.mask, self._mask_support,
                             self._forcing_f, _f(out))
 
     @property
@@ -183,8 +190,8 @@ class NavierStokes2D:
         if not self.stochastic:
             return
         rng.standard_normal(self.seed, self.members, "stochastic_forcing", step, self.grid.shape, out=self._u)
-        self.transforms.forward(self._u, self._u_hat)
-        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), _f(self._u_hat))
+        self._forward_noise()
+        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), self._u_hat_f)
 
     # ---- fields and diagnostics -------------------------------------------------
 
