@@ -30,3 +30,50 @@ def standard_normal(seed, members, name, step, shape, out=None):
     for row, member in enumerate(members):
         generator(seed, member, name, step).standard_normal(shape, out=out[row])
     return out
+
+
+class SpectralWhiteNoise:
+    """Real 2D FFTs of unit white noise, drawn directly in Fourier space.
+
+    ``draw`` fills ``out[row]`` (half-complex ``(ny, nx//2+1)``) with a sample of the law
+    of ``rfft2(xi)``, ``xi ~ N(0, 1)`` independently per grid point, on the modes where
+    ``support`` is true (others are left untouched): free modes get
+    ``sqrt(N/2) (a + i b)``; the self-conjugate columns (``p = 0`` and the Nyquist column)
+    pair ``q`` with ``-q`` as complex conjugates, and their ``q = 0`` and Nyquist rows are
+    real with variance N.  Coloured noise needs only the modes its colouring keeps, which
+    is far cheaper than drawing and transforming N points.
+    """
+
+    def __init__(self, shape, support):
+        ny, nx = shape
+        nxh = nx // 2 + 1
+        support = np.asarray(support, dtype=bool)
+        self.size = ny * nx
+        conj_columns = [0] + ([nxh - 1] if nx % 2 == 0 and nxh > 1 else [])
+        free = support.copy()
+        free[:, conj_columns] = False
+        self.free = np.flatnonzero(free)
+        pairs, mirrors, reals = [], [], []
+        for j in conj_columns:
+            for i in range(ny):
+                mirror = (-i) % ny
+                if not support[i, j] or mirror < i:
+                    continue
+                (reals if mirror == i else pairs).append(i * nxh + j)
+                if mirror != i:
+                    mirrors.append(mirror * nxh + j)
+        self.pairs, self.mirrors, self.reals = (np.array(a, dtype=np.int64) for a in (pairs, mirrors, reals))
+        self.count = 2 * len(self.free) + 2 * len(self.pairs) + len(self.reals)
+
+    def draw(self, seed, members, name, step, out):
+        """Fill ``out`` (complex ``(len(members), ny, nx//2+1)``) from each member's stream."""
+        half = np.sqrt(self.size / 2)
+        nf, npair = len(self.free), len(self.pairs)
+        for row, member in enumerate(members):
+            z = generator(seed, member, name, step).standard_normal(self.count)
+            flat = out[row].reshape(-1)
+            flat[self.free] = half * (z[:nf] + 1j * z[nf:2 * nf])
+            paired = half * (z[2 * nf:2 * nf + npair] + 1j * z[2 * nf + npair:2 * nf + 2 * npair])
+            flat[self.pairs] = paired
+            flat[self.mirrors] = np.conj(paired)
+            flat[self.reals] = np.sqrt(self.size) * z[2 * nf + 2 * npair:]

@@ -29,8 +29,10 @@ increment over the step ``dt`` with covariance
 (Lord, Powell & Shardlow, Alg. 10.6, with sqrt(q_k) = exp(-alpha |k|^2 / 2); ``alpha = 0``
 is space-time white noise ``dt/(dx dy)`` per point).  Summing the reference paper's
 ``kappa`` sub-increments of ``dt/kappa`` has the same law, so ``kappa`` needs no key.
-The mean mode gets no noise: a periodic vorticity has zero mean.  Draws come from the
-member stream ``stochastic_forcing`` at the step count (``hybridsolver.rng``).
+The mean mode gets no noise: a periodic vorticity has zero mean.  The white noise is
+drawn in Fourier space (``rng.SpectralWhiteNoise``, the law of the FFT of N(0, 1) per
+point) on the modes whose colouring exceeds 1e-16 of its largest value, from the member
+stream ``stochastic_forcing`` at the step index.
 """
 import numba
 import numpy as np
@@ -137,9 +139,15 @@ class NavierStokes2D:
         self._forcing_f = _f(self.forcing_hat)
         noise = params["stochastic_forcing"]
         self.noise_amplitude = float(noise["amplitude"])
-        # sqrt(q_k) sqrt(N / |D|): spectral multiplier of white noise, per sqrt(dt)
-        self._noise_colour = np.sqrt(grid.size / (grid.Lx * grid.Ly)) * np.exp(-0.5 * noise["alpha"] * grid.k2)
-        self._noise_colour[0, 0] = 0.0
+        if self.stochastic:
+            # sqrt(q_k) sqrt(N / |D|): spectral multiplier of white noise, per sqrt(dt);
+            # modes below 1e-16 of the largest are not drawn
+            colour = np.exp(-0.5 * noise["alpha"] * grid.k2)
+            colour[0, 0] = 0.0
+            colour[colour < 1e-16 * colour.max()] = 0.0
+            self._noise_colour = np.sqrt(grid.size / (grid.Lx * grid.Ly)) * colour
+            self._white_noise = rng.SpectralWhiteNoise(grid.shape, colour > 0)
+            self._noise_hat = fft.zeros(self.state_shape, np.complex128)
         self._u_hat = fft.empty(self.state_shape, np.complex128)
         self._v_hat = fft.empty(self.state_shape, np.complex128)
         self._u = fft.empty((M,) + grid.shape, np.float64)
@@ -150,7 +158,6 @@ class NavierStokes2D:
         self._inverse_v = tr.bind(False, self._v_hat, self._v)
         self._forward_u = tr.bind(True, self._u, self._u_hat, self._mask_columns)
         self._forward_v = tr.bind(True, self._v, self._v_hat, self._mask_columns)
-        self._forward_noise = tr.bind(True, self._u, self._u_hat)
 
     def _forcing_spectrum(self, forcing):
         """Unnormalised rfft of the deterministic vorticity forcing, (ny, nx//2+1)."""
@@ -189,9 +196,8 @@ class NavierStokes2D:
         """Add ``beta dW`` over a step of ``dt`` with index ``step`` (0 for the step from 0 to 1)."""
         if not self.stochastic:
             return
-        rng.standard_normal(self.seed, self.members, "stochastic_forcing", step, self.grid.shape, out=self._u)
-        self._forward_noise()
-        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), self._u_hat_f)
+        self._white_noise.draw(self.seed, self.members, "stochastic_forcing", step, self._noise_hat)
+        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), _f(self._noise_hat))
 
     # ---- fields and diagnostics -------------------------------------------------
 
