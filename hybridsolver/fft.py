@@ -16,8 +16,9 @@ plans or faster.
 The FFTW library is the one shipped inside pyFFTW's wheel (``pyfftw.libs``), loaded
 with ctypes so that numba can call FFTW's new-array execute functions without the GIL.
 Small grids run members in parallel (one thread per member); grids of at least
-``THREADED_POINTS`` points use an FFTW plan threaded over all cores, members in turn.
-The thread policy depends on the grid shape only, never on the ensemble size.
+``THREADED_POINTS`` points use FFTW plans threaded over numba's thread count
+(``NUMBA_NUM_THREADS``), members in turn.  The thread policy depends on the grid shape
+and that setting only, never on the ensemble size.
 
 Transforms are unnormalised both ways (FFTW convention): ``inverse(forward(x)) ==
 N * x`` with N the number of grid points.  The inverse destroys its input.
@@ -205,8 +206,8 @@ class RealTransforms:
         self.shape = tuple(int(n) for n in shape)
         self.spectral_shape = spectral_shape(self.shape)
         self.size = int(np.prod(self.shape))
-        cores = os.cpu_count() or 1
-        self.threads = cores if self.size >= THREADED_POINTS else 1
+        # numba's thread count (NUMBA_NUM_THREADS, default: the CPUs this process may use)
+        self.threads = numba.config.NUMBA_NUM_THREADS if self.size >= THREADED_POINTS else 1
         self._rows = {kind: _plan(kind, self.shape, self.threads) for kind in ("rows_r2c", "rows_c2r")}
         self._columns = {}
 
