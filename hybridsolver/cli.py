@@ -46,7 +46,7 @@ def main(argv=None):
         sim = Simulation(_load(args))
         if args.command == "validate":
             print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
-                  f"{len(sim.members)} members, {sim.total_steps} steps)")
+                  f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
             return 0
         summary = sim.run(out_dir=args.out, progress=not args.quiet)
     except CaseError as exc:

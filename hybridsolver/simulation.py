@@ -119,22 +119,26 @@ class Simulation:
         if diag_every:
             writer.write_diagnostics(self.step, self.time, self.diagnostics())
         status = ["ok"] * len(self.members)
-        bar = tqdm(total=end - self.step, unit="step", disable=not progress, dynamic_ncols=True)
+        bar = None  # made after the first step (JIT compilation), so its rate and ETA are real
+        run_start = self.step
         first_start = time.perf_counter()
         start_step, start, warm = self.step, first_start, False
         try:
             while self.step < end:
                 if self.step > start_step and not warm:  # time steps after the first (JIT compilation)
                     start_step, start, warm = self.step, time.perf_counter(), True
+                    bar = tqdm(total=end - run_start, initial=self.step - run_start, unit="step",
+                               disable=not progress, dynamic_ncols=True)
                 stops = [end]
                 for every in (fields_every, diag_every):
                     if every:
                         stops.append((self.step // every + 1) * every)
                 chunk = min(stops) - self.step if warm else 1
                 self.advance(chunk)
-                bar.update(chunk)
-                elapsed = time.perf_counter() - start
-                bar.set_postfix_str(f"{1e3 * elapsed / (self.step - start_step):.3f} ms/step", refresh=False)
+                if warm:
+                    bar.update(chunk)
+                    elapsed = time.perf_counter() - start
+                    bar.set_postfix_str(f"{1e3 * elapsed / (self.step - start_step):.3f} ms/step", refresh=False)
                 finite = self.finite_members()
                 if diag_every and self.step % diag_every == 0 or not finite.all():
                     writer.write_diagnostics(self.step, self.time, self.diagnostics())
@@ -147,7 +151,8 @@ class Simulation:
             status = ["interrupted"] * len(self.members)
             raise
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             writer.flush()
             now = time.perf_counter()
             timed = self.step - start_step
