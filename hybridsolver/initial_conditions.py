@@ -30,6 +30,7 @@ import numpy as np
 from . import fft, rng
 from .case import CaseError
 
+
 def _shaped_noise(grid, seed, members, multiplier, components=1):
     """Spectra of white noise times ``multiplier``: list of (M, ny, nx//2+1) arrays."""
     tr = fft.transforms(grid.shape)
