@@ -145,6 +145,15 @@ def empty(shape, dtype):
     return pyfftw.empty_aligned(shape, dtype=dtype, n=ALIGNMENT)
 
 
+def float_view(a):
+    """Float64 view ``(..., 2 n)`` of a complex128 array ``(..., n)``, as (re, im) pairs.
+
+    Numba kernels take spectra this way: it vectorises real arithmetic far better than
+    complex arithmetic.
+    """
+    return a.view(np.float64)
+
+
 def zeros(shape, dtype):
     out = empty(shape, dtype)
     out[...] = 0

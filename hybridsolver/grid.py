@@ -39,6 +39,12 @@ class Grid:
         """Physical coordinates ``(X, Y)``, each ``(ny, nx)``."""
         return np.meshgrid(self.x, self.y)
 
+    def _integer_wavenumbers(self):
+        """Integer wavenumbers of the half spectrum: p (1, nx//2+1) along x, signed q (ny, 1)."""
+        p = np.arange(self.nx // 2 + 1)[None, :]
+        q = np.rint(np.fft.fftfreq(self.ny, 1.0 / self.ny)).astype(int)[:, None]
+        return p, q
+
     def nonlinear_mask(self):
         """``(ny, nx//2+1)`` multiplier of the nonlinear term: the 2/3 brick wall or ones.
 
@@ -56,8 +62,7 @@ class Grid:
             return np.ones(self.spectral_shape)
         a = int(2 / 3 * self.nx)
         q_max = int(2 / 3 * (self.ny // 2 + 1)) - 1
-        p = np.arange(self.nx // 2 + 1)[None, :]
-        q = np.rint(np.fft.fftfreq(self.ny, 1.0 / self.ny)).astype(int)[:, None]
+        p, q = self._integer_wavenumbers()
         short = (p <= a // 2 - 1).astype(float)  # side with p <= a//2 - 1 (q > 0)
         long = (p <= -((-a) // 2)).astype(float)  # mirrored side, p <= ceil(a/2) (q < 0)
         mask = np.where(q > 0, short, np.where(q < 0, long, 0.5 * (short + long)))
@@ -74,9 +79,8 @@ class Grid:
         """
         if self.dealias != "2/3":
             return np.ones(self.spectral_shape)
-        p = np.arange(self.nx // 2 + 1)[None, :]
-        q = np.abs(np.fft.fftfreq(self.ny, 1.0 / self.ny))[:, None]
-        return ((p <= int(2 / 3 * self.nx) // 2 - 1) & (q <= int(2 / 3 * self.ny) // 2 - 1)).astype(float)
+        p, q = self._integer_wavenumbers()
+        return ((p <= int(2 / 3 * self.nx) // 2 - 1) & (np.abs(q) <= int(2 / 3 * self.ny) // 2 - 1)).astype(float)
 
     def state_filter(self):
         """``(ny, nx//2+1)`` multiplier applied to the state after each step, or None.

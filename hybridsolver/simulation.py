@@ -122,20 +122,20 @@ class Simulation:
         bar = None  # made after the first step (JIT compilation), so its rate and ETA are real
         run_start = self.step
         first_start = time.perf_counter()
-        start_step, start, warm = self.step, first_start, False
+        start_step, start = self.step, first_start
         try:
             while self.step < end:
-                if self.step > start_step and not warm:  # time steps after the first (JIT compilation)
-                    start_step, start, warm = self.step, time.perf_counter(), True
+                if self.step > start_step and bar is None:  # time steps after the first (JIT compilation)
+                    start_step, start = self.step, time.perf_counter()
                     bar = tqdm(total=end - run_start, initial=self.step - run_start, unit="step",
                                disable=not progress, dynamic_ncols=True)
                 stops = [end]
                 for every in (fields_every, diag_every):
                     if every:
                         stops.append((self.step // every + 1) * every)
-                chunk = min(stops) - self.step if warm else 1
+                chunk = 1 if bar is None else min(stops) - self.step
                 self.advance(chunk)
-                if warm:
+                if bar is not None:
                     bar.update(chunk)
                     elapsed = time.perf_counter() - start
                     bar.set_postfix_str(f"{1e3 * elapsed / (self.step - start_step):.3f} ms/step", refresh=False)

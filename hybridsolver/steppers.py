@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from . import fft
+from .fft import float_view
 
 # Carpenter & Kennedy (1994), five-stage fourth-order 2N-storage coefficients.
 _RK4_ALPHA = (0.0, 0.1496590219993, 0.3704009573644, 0.6222557631345, 0.9582821306748, 1.0)
@@ -26,8 +27,8 @@ _RK4_BETA = (0.0, -0.4178904745, -1.192151694643, -1.697784692471, -1.5141834442
 _RK4_GAMMA = (0.1496590219993, 0.3792103129999, 0.8229550293869, 0.6994504559488, 0.1530572479681)
 
 
-# Kernels take complex arrays as float64 (re, im) views, (M, ny, 2 (nx//2+1)), with
-# real per-wavenumber coefficients (ny, nx//2+1): numba vectorises this well.
+# Kernels take complex arrays as fft.float_view (M, ny, 2 (nx//2+1)), with real
+# per-wavenumber coefficients (ny, nx//2+1).
 
 @numba.njit(parallel=True, cache=True)
 def _affine_update(w, a, b, n):
@@ -83,14 +84,10 @@ def _multiply(w, factor):
                 wr[2 * j + c] *= fr[j]
 
 
-def _f(a):
-    """Float64 (re, im) view of a complex array."""
-    return a.view(np.float64)
-
 
 def multiply(w, factor):
     """w *= factor in place: complex (M, ny, nx//2+1) by real (ny, nx//2+1) (state filters)."""
-    _multiply(_f(w), factor)
+    _multiply(float_view(w), factor)
 
 
 class CrankNicolsonEuler:
@@ -104,11 +101,11 @@ class CrankNicolsonEuler:
         self.a = (1 + half) / (1 - half)
         self.b = dt / (1 - half)
         self.n = fft.empty(equation.state_shape, np.complex128)
-        self._n_f = _f(self.n)
+        self._n_f = float_view(self.n)
 
     def step(self, w):
         self.equation.explicit(w, self.n)
-        _affine_update(_f(w), self.a, self.b, self._n_f)
+        _affine_update(float_view(w), self.a, self.b, self._n_f)
 
 
 class CrankNicolsonRK4:
@@ -124,10 +121,10 @@ class CrankNicolsonRK4:
             self.stages.append((beta, (1 + mu) / (1 - mu), gamma * dt / (1 - mu)))
         self.n = fft.empty(equation.state_shape, np.complex128)
         self.h = fft.zeros(equation.state_shape, np.complex128)
-        self._n_f, self._h_f = _f(self.n), _f(self.h)
+        self._n_f, self._h_f = float_view(self.n), float_view(self.h)
 
     def step(self, w):
-        w_f = _f(w)
+        w_f = float_view(w)
         for beta, a, b in self.stages:
             self.equation.explicit(w, self.n)
             _rk_stage(w_f, self._h_f, self._n_f, beta, a, b)
@@ -159,7 +156,7 @@ class AdamsBashforth3:
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest
         self.equation.explicit(w, self.history[0])
         c0, c1, c2 = self._COEFFS[min(self.history_length, 2)]
-        _ab3_update(_f(w), self.e1, self.e2, self.e3, *map(_f, self.history),
+        _ab3_update(float_view(w), self.e1, self.e2, self.e3, *map(float_view, self.history),
                     c0 * self.dt, c1 * self.dt, c2 * self.dt)
         self.history_length = min(self.history_length + 1, 3)
 

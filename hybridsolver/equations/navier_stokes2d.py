@@ -39,10 +39,10 @@ import numpy as np
 from numba import prange
 
 from .. import fft, rng
+from ..fft import float_view
 from ..diagnostics import shell_sum, spectral_mean_square
 
-# Kernels take complex spectra as float64 views (..., 2 (nx//2+1)) holding (re, im)
-# pairs: numba vectorises real arithmetic far better than complex arithmetic.
+# Kernels take complex spectra as fft.float_view (M, ny, 2 (nx//2+1)).
 
 @numba.njit(parallel=True, cache=True)
 def _velocity_spectra(w, kx, ky, inv_k2, scale, u_hat, v_hat):
@@ -106,10 +106,6 @@ def _add_scaled(w, coef, scale, noise_hat):
                 wr[2 * j + c] += scale * cr[j] * nr[2 * j + c]
 
 
-def _f(a):
-    """Float64 (re, im) view of a complex array."""
-    return a.view(np.float64)
-
 
 class NavierStokes2D:
     """Vorticity-form Navier-Stokes for an ensemble of ``members`` on ``grid``.
@@ -136,7 +132,7 @@ class NavierStokes2D:
         self._mask_columns = int(self._mask_support.max())  # forward transforms stop there
         self.state_filter = grid.state_filter()
         self.forcing_hat = self._forcing_spectrum(params["forcing"])
-        self._forcing_f = _f(self.forcing_hat)
+        self._forcing_f = float_view(self.forcing_hat)
         noise = params["stochastic_forcing"]
         self.noise_amplitude = float(noise["amplitude"])
         if self.stochastic:
@@ -152,7 +148,7 @@ class NavierStokes2D:
         self._v_hat = fft.empty(self.state_shape, np.complex128)
         self._u = fft.empty((M,) + grid.shape, np.float64)
         self._v = fft.empty((M,) + grid.shape, np.float64)
-        self._u_hat_f, self._v_hat_f = _f(self._u_hat), _f(self._v_hat)
+        self._u_hat_f, self._v_hat_f = float_view(self._u_hat), float_view(self._v_hat)
         tr = self.transforms
         self._inverse_u = tr.bind(False, self._u_hat, self._u)
         self._inverse_v = tr.bind(False, self._v_hat, self._v)
@@ -179,14 +175,14 @@ class NavierStokes2D:
     def explicit(self, w, out):
         """out = -F(u . grad omega) (dealiased) + F(f) for state w; 4 FFTs, no allocation."""
         g = self.grid
-        _velocity_spectra(_f(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat_f, self._v_hat_f)
+        _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat_f, self._v_hat_f)
         self._inverse_u()
         self._inverse_v()
         _basdevant_products(self._u, self._v)
         self._forward_u()
         self._forward_v()
         _advection_tendency(self._u_hat_f, self._v_hat_f, g.kx, g.ky, self.mask, self._mask_support,
-                            self._forcing_f, _f(out))
+                            self._forcing_f, float_view(out))
 
     @property
     def stochastic(self):
@@ -197,7 +193,7 @@ class NavierStokes2D:
         if not self.stochastic:
             return
         self._white_noise.draw(self.seed, self.members, "stochastic_forcing", step, self._noise_hat)
-        _add_scaled(_f(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), _f(self._noise_hat))
+        _add_scaled(float_view(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), float_view(self._noise_hat))
 
     # ---- fields and diagnostics -------------------------------------------------
 
@@ -214,7 +210,7 @@ class NavierStokes2D:
         g = self.grid
         u_hat = fft.empty(w.shape, np.complex128)
         v_hat = fft.empty(w.shape, np.complex128)
-        _velocity_spectra(_f(w), g.kx, g.ky, g.inv_k2, 1.0, _f(u_hat), _f(v_hat))
+        _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(u_hat), float_view(v_hat))
         return self.transforms.to_physical(u_hat), self.transforms.to_physical(v_hat)
 
     def diagnostics(self, w, dt):
