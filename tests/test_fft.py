@@ -5,12 +5,17 @@ import pytest
 from hybridsolver import fft
 
 
+def random_members(members, shape, seed):
+    """Aligned standard-normal physical fields (members, *shape)."""
+    x = fft.empty((members,) + tuple(shape), np.float64)
+    x[...] = np.random.default_rng(seed).standard_normal(x.shape)
+    return x
+
+
 @pytest.mark.parametrize("shape", [(32, 32), (48, 40), (63, 64), (256, 256), (128,)])
 def test_forward_and_inverse_match_numpy(shape):
     tr = fft.transforms(shape)
-    rng = np.random.default_rng(1)
-    x = fft.empty((3,) + shape, np.float64)
-    x[...] = rng.standard_normal(x.shape)
+    x = random_members(3, shape, seed=1)
     x_hat = tr.to_spectral(x)
     axes = tuple(range(1, len(shape) + 1))
     assert np.allclose(x_hat, np.fft.rfftn(x, axes=axes), rtol=0, atol=1e-12 * np.abs(x_hat).max())
@@ -21,9 +26,7 @@ def test_forward_and_inverse_match_numpy(shape):
 def test_member_bits_do_not_depend_on_ensemble_size(shape):
     """Every member goes through the same single-member plan."""
     tr = fft.transforms(shape)
-    rng = np.random.default_rng(2)
-    x = fft.empty((8,) + shape, np.float64)
-    x[...] = rng.standard_normal(x.shape)
+    x = random_members(8, shape, seed=2)
     batched = tr.to_spectral(x)
     for m in (0, 5):
         alone = tr.to_spectral(x[m:m + 1])
@@ -46,14 +49,12 @@ def test_misshaped_or_misaligned_arrays_are_refused():
 @pytest.mark.parametrize("shape,columns", [((64, 64), 22), ((256, 256), 44), ((48, 40), 12)])
 def test_forward_stopped_at_a_column_matches_full_transform_there(shape, columns):
     tr = fft.transforms(shape)
-    x = fft.empty((4,) + shape, np.float64)
-    x[...] = np.random.default_rng(5).standard_normal(x.shape)
+    x = random_members(4, shape, seed=5)
     full = tr.to_spectral(x)
     part = fft.empty(full.shape, np.complex128)
     tr.forward(x, part, columns=columns)
     assert np.allclose(part[..., :columns], full[..., :columns], rtol=0, atol=1e-12 * np.abs(full).max())
     assert not np.allclose(part[..., columns:], full[..., columns:])  # the rest was skipped
-    alone, member = fft.empty((1,) + full.shape[1:], np.complex128), fft.empty((1,) + shape, np.float64)
-    member[...] = x[2]
-    tr.forward(member, alone, columns=columns)
+    alone = fft.empty((1,) + full.shape[1:], np.complex128)
+    tr.forward(random_members(4, shape, seed=5)[2:3], alone, columns=columns)
     assert np.array_equal(alone[0, :, :columns], part[2, :, :columns])
