@@ -4,7 +4,11 @@ setup(
     name="hybridsolver",
     version="0.1.0",
     description="Ensemble spectral PDE host solver with TorchScript closure plugins",
-    packages=find_packages(include=["hybridsolver", "hybridsolver.*"]),
+    # plugins/ installs as hybridsolver_plugins (a top-level "plugins" package would clash)
+    packages=find_packages(include=["hybridsolver", "hybridsolver.*"])
+    + ["hybridsolver_plugins." + p for p in find_packages("plugins")] + ["hybridsolver_plugins"],
+    package_dir={"hybridsolver_plugins": "plugins"},
+    package_data={"hybridsolver_plugins": ["*/artifacts/*.pt", "*/README.md"]},
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.24",
@@ -14,9 +18,14 @@ setup(
         "xarray>=2023.1",
         "tqdm>=4.60",
         "tomli-w>=1.0",
+        "torch>=2.1",  # CI pins the CPU build 2.13.0 (.ci/constraints.txt)
     ],
     extras_require={
         "test": ["pytest>=7", "jax>=0.4.20", "jax-cfd>=0.2.1"],
     },
-    entry_points={"console_scripts": ["hybridsolver = hybridsolver.cli:main"]},
+    entry_points={
+        "console_scripts": ["hybridsolver = hybridsolver.cli:main"],
+        "hybridsolver.plugins": [f"{name} = hybridsolver_plugins.classic.registry:{name}"
+                                 for name in ("smagorinsky", "leith", "backscatter")],
+    },
 )

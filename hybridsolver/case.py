@@ -127,6 +127,37 @@ SECTIONS = {
 }
 
 
+PLUGIN_KEYS = {
+    "path": Field("str"), "name": Field("str", None), "every": Field("int", None, positive=True),
+    "interval": Field("float", None, positive=True), "offset": Field("float", 0.0, minimum=0.0),
+    "device": Field("str", "auto", choices=("auto", "cpu", "cuda")), "max_batch": Field("int", None, positive=True),
+    "members": Field("str", None), "hold_noise": Field("float", 0.0, minimum=0.0),
+}
+
+
+def _plugins(entries):
+    """Validate the ``[[plugins]]`` list (artifacts are checked when a Simulation loads them)."""
+    if not isinstance(entries, list):
+        raise CaseError(f"plugins: expected a list of tables ([[plugins]]), got {entries!r}")
+    out = []
+    for i, entry in enumerate(entries):
+        prefix = f"plugins.{i}"
+        if not isinstance(entry, dict):
+            raise CaseError(f"{prefix}: expected a table, got {entry!r}")
+        sampler = entry.get("sampler", {})
+        table = _table(PLUGIN_KEYS, {k: v for k, v in entry.items() if k != "sampler"}, prefix)
+        if "every" in table and "interval" in table:
+            raise CaseError(f"{prefix}.interval: give at most one of {prefix}.every and {prefix}.interval")
+        if "interval" not in table and table["offset"] != int(table["offset"]):
+            raise CaseError(f"{prefix}.offset: with a step schedule the offset counts steps (an integer), "
+                            f"got {table['offset']!r}")
+        if not isinstance(sampler, dict):
+            raise CaseError(f"{prefix}.sampler: expected a table, got {sampler!r}")
+        table["sampler"] = {k: Field("float").check(f"{prefix}.sampler.{k}", v) for k, v in sampler.items()}
+        out.append(table)
+    return out
+
+
 class Case:
     """A validated case: ``data`` (nested dict, defaults filled) and its source path."""
 
@@ -157,7 +188,7 @@ def validate(raw, source="case"):
     """Check a raw case dict and return the resolved one (defaults filled)."""
     if not isinstance(raw, dict):
         raise CaseError(f"{source}: expected a TOML document")
-    known = ("equation", "initial_condition") + tuple(SECTIONS)
+    known = ("equation", "initial_condition", "plugins") + tuple(SECTIONS)
     unknown = sorted(set(raw) - set(known))
     if unknown:
         raise CaseError(f"{unknown[0]}: unknown section (expected one of: {', '.join(known)})")
@@ -183,6 +214,7 @@ def validate(raw, source="case"):
     for section, spec in SECTIONS.items():
         data[section] = _table(spec, raw.get(section, {}), section)
     data["initial_condition"] = _typed_table(INITIAL_CONDITIONS, raw["initial_condition"], "initial_condition")
+    data["plugins"] = _plugins(raw.get("plugins", []))
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):
         raise CaseError("time.t_end: give exactly one of time.t_end and time.steps")

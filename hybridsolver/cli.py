@@ -22,12 +22,17 @@ def _parser():
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a case key")
     run.add_argument("--out", help="run directory (default: output.dir or runs/CASE)")
     run.add_argument("--members", type=int, help="ensemble size (ensemble.members)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="device for plugin inference")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                     help="device for every plugin's inference (default: each plugin's device key)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or final report")
     validate = sub.add_parser("validate", help="check a case file without running it")
     validate.add_argument("case")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    plugins = sub.add_parser("plugins", help="plugin artifacts")
+    plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, parser_class=_Parser)
+    inspect = plugins_sub.add_parser("inspect", help="print an artifact's manifest (after checking it)")
+    inspect.add_argument("artifact", help="artifact file (.pt) or registered plugin name")
+    plugins_sub.add_parser("list", help="list the plugins registered through entry points")
     return parser
 
 
@@ -35,16 +40,40 @@ def _load(args):
     overrides = parse_set_options(args.set)
     if getattr(args, "members", None) is not None:
         overrides["ensemble.members"] = args.members
-    return load_case(args.case, overrides)
+    case = load_case(args.case, overrides)
+    for entry in case.data["plugins"]:
+        entry["device"] = getattr(args, "device", None) or entry["device"]
+    return case
+
+
+def _plugins_command(args):
+    from . import plugin
+
+    if args.plugins_command == "list":
+        for name, entry in sorted(plugin.registered().items()):
+            print(f"{name}: {plugin.resolve(name)} ({entry.value})")
+        return 0
+    print(plugin.describe(plugin.resolve(args.artifact)))
+    return 0
+
+
+def _report_plugins(summary):
+    for name, p in summary["plugins"].items():
+        mean = f"{p['mean_ms']:.3f} ms/call" if p["calls"] else "no calls"
+        print(f"  {name}: {p['calls']} calls, {mean}, {100 * (p['share'] or 0):.1f}% of wall time, "
+              f"{p['bytes_to_device']} B to / {p['bytes_from_device']} B from the device")
 
 
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
+        if args.command == "plugins":
+            return _plugins_command(args)
         from .simulation import Simulation  # numba kernels load only for real work
 
         sim = Simulation(_load(args))
         if args.command == "validate":
+            sim.start_hooks()  # artifacts' dry runs
             print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
                   f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
             return 0
@@ -55,6 +84,7 @@ def main(argv=None):
     if not args.quiet:
         print(f"{summary['run_dir']}: {summary['status']}, step {summary['final_step']}, "
               f"{summary['ms_per_step']:.3f} ms/step ({summary['ms_per_member_step']:.3f} ms/member-step)")
+        _report_plugins(summary)
     if summary["status"] != "ok":
         print(f"error: members stopped: {summary['member_status']}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
-"""The step loop: ensemble state, clock, stochastic forcing, outputs.
+"""The step loop: ensemble state, clock, stochastic forcing, hooks, outputs.
 
-One step is, in order: the stepper's update (``time.scheme``), the state filter
+One solver step is, in order: the stepper's update (``time.scheme``, with the held
+tendency of tendency hooks added to its explicit term), the state filter
 (``dealias = "exponential"``), then the stochastic forcing increment drawn from
-each member's stream at the index of the step (0 for the step from 0 to 1).
+each member's stream at the index of the step (0 for the step from 0 to 1).  Hooks
+act around it in the order given in :mod:`hybridsolver.hooks`.
 """
 import os
 import time
@@ -12,10 +14,13 @@ from tqdm import tqdm
 
 from . import fft
 from .case import CaseError, load_case
+from . import rng
 from .equations import EQUATIONS
 from .grid import Grid
+from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
 from .output import RunWriter
+from .plugin import plugin_hooks
 from .steppers import make_stepper, multiply
 
 
@@ -42,6 +47,12 @@ class Simulation:
         self.step = 0
         self.set_initial({self.equation.fields[0]: make_initial(d["initial_condition"], self.grid, self.seed,
                                                                self.members)})
+        self.hooks = []
+        self._hooks_started = False
+        self._tendency = None
+        self._previous = None
+        for hook in plugin_hooks(self):
+            self.add_hook(hook)
 
     @classmethod
     def from_case(cls, source, overrides=None):
@@ -75,15 +86,125 @@ class Simulation:
         if hasattr(self.stepper, "reset"):
             self.stepper.reset()
 
+    # ---- hooks ------------------------------------------------------------------
+
+    def add_hook(self, hook):
+        """Add a hook (:class:`hybridsolver.hooks.Hook`) after those already added.
+
+        Its name must be unique (it keys the hook's noise streams and its figures in
+        ``summary.json``).  Hooks are started by the first :meth:`advance` or :meth:`run`.
+        """
+        if self._hooks_started:
+            raise RuntimeError("add_hook: hooks must be added before the first step")
+        if any(h.name == hook.name for h in self.hooks):
+            raise CaseError(f"hook name '{hook.name}' is used twice (set a distinct name)")
+        try:
+            hook.rows = member_rows(hook.members, self.members)
+        except ValueError as exc:
+            raise CaseError(f"hook '{hook.name}' members: {exc}") from None
+        if hook.callsite == "replace" and hook.rows != slice(0, len(self.members)):
+            raise CaseError(f"hook '{hook.name}': a replace hook must act on all members")
+        hook.stats = HookStats()
+        rows_shape = self.state[hook.rows].shape
+        if hook.callsite == "tendency":
+            hook.held = fft.zeros(rows_shape, np.complex128)
+            if self._tendency is None:
+                self._tendency = fft.zeros(self.state.shape, np.complex128)
+                self.stepper.set_tendency(self._tendency)
+            if hook.hold_noise:
+                hook.white_noise = rng.SpectralWhiteNoise(self.grid.shape, np.ones(self.grid.spectral_shape, bool))
+                hook.noise_hat = fft.zeros(rows_shape, np.complex128)
+        if hook.callsite == "post_step" and self._previous is None:
+            self._previous = fft.zeros(self.state.shape, np.complex128)
+        self.hooks.append(hook)
+
+    def _at(self, callsite):
+        """The hooks of one callsite, in order (fixed once the hooks are started)."""
+        return self._callsites[callsite]
+
+    def start_hooks(self):
+        """Start the hooks (artifacts load and make their dry run) and call the observe hooks
+        due at the current step.  Done once, by the first :meth:`advance` or :meth:`run`."""
+        if self._hooks_started:
+            return
+        for hook in self.hooks:
+            hook.start(self)
+        self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
+        self._hooks_started = True
+        self._observe()
+
+    def finish_hooks(self):
+        """Call every hook's ``finish`` (done by :meth:`run` when it ends)."""
+        for hook in self.hooks:
+            hook.finish(self)
+
+    def hook_report(self, wall_seconds=None):
+        """{hook name: calls, total and mean ms, share of ``wall_seconds``, bytes moved}."""
+        return {h.name: h.stats.report(wall_seconds) for h in self.hooks}
+
+    def _update_tendency(self):
+        """Call the tendency hooks due now; set the summed held tendency (+ hold noise)."""
+        hooks = self._at("tendency")
+        changed = False
+        for hook in hooks:
+            if hook.schedule.due(self.step, self.dt):
+                value = timed_call(hook, self, read_only(self.state[hook.rows]))
+                hook.held[...] = check_returned(hook, value, hook.held.shape, self.step)
+                changed = True
+        noisy = [h for h in hooks if h.hold_noise]
+        if not (changed or noisy):
+            return
+        self._tendency[...] = 0.0
+        for hook in hooks:
+            self._tendency[hook.rows] += hook.held
+        for hook in noisy:
+            hook.white_noise.draw(self.seed, self.members[hook.rows], f"{hook.name}:hold_noise", self.step,
+                                  hook.noise_hat)
+            hook.noise_hat *= hook.hold_noise
+            self._tendency[hook.rows] += hook.noise_hat
+
+    def _observe(self):
+        for hook in self._at("observe"):
+            if hook.schedule.due(self.step, self.dt):
+                timed_call(hook, self, read_only(self.state[hook.rows]))
+
+    def _solver_step(self):
+        self.stepper.step(self.state)
+        if self.equation.state_filter is not None:
+            multiply(self.state, self.equation.state_filter)
+        self.equation.add_noise(self.state, self.step, self.dt)
+        self.step += 1
+
     def advance(self, steps):
-        """Take ``steps`` steps (no outputs)."""
-        state_filter = self.equation.state_filter
-        for _ in range(int(steps)):
-            self.stepper.step(self.state)
-            if state_filter is not None:
-                multiply(self.state, state_filter)
-            self.equation.add_noise(self.state, self.step, self.dt)
-            self.step += 1
+        """Take ``steps`` steps with hooks (no outputs); see :mod:`hybridsolver.hooks`."""
+        self._advance(self.step + int(steps), self.step + int(steps))
+
+    def _advance(self, until, limit):
+        """Step until ``step >= until``; a replace hook may jump up to step ``limit``."""
+        self.start_hooks()
+        if not self.hooks:
+            while self.step < until:
+                self._solver_step()
+            return
+        while self.step < until:
+            if self._tendency is not None:
+                self._update_tendency()
+            replace = next((h for h in self._at("replace") if h.schedule.due(self.step, self.dt)
+                            and self.step + h.schedule.every <= limit), None)
+            post_step = self._at("post_step")
+            if post_step:
+                self._previous[...] = self.state
+            if replace is not None:
+                value = timed_call(replace, self, self.state)
+                self.state[...] = check_returned(replace, value, self.state.shape, self.step)
+                self.step += replace.schedule.every
+            else:
+                self._solver_step()
+            for hook in post_step:
+                if hook.schedule.due(self.step, self.dt):
+                    value = timed_call(hook, self, self.state[hook.rows], read_only(self._previous[hook.rows]))
+                    self.state[hook.rows] = check_returned(hook, value, self.state[hook.rows].shape, self.step)
+            self._observe()
 
     def fields(self):
         """Physical fields, ``{name: (M, ny, nx) numpy array}``."""
@@ -108,13 +229,14 @@ class Simulation:
         """
         out = self.case.data["output"]
         run_dir = out_dir or out.get("dir") or os.path.join("runs", self.case.name)
+        self.start_hooks()  # artifacts' dry runs fail here, before anything is written
         writer = RunWriter(run_dir, self)
         fields_every, diag_every = out["fields_every"], out["diagnostics_every"]
         end = self.total_steps
         summary = {"case": self.case.path, "run_dir": run_dir, "equation": self.equation.name,
                    "grid": list(self.grid.shape), "scheme": self.case.data["time"]["scheme"],
                    "dt": self.dt, "members": self.members, "seed": self.seed,
-                   "fft_threads": self.equation.transforms.threads, "plugins": {}}
+                   "fft_threads": self.equation.transforms.threads}
         writer.write_fields(self.step, self.time, self.fields())
         if diag_every:
             writer.write_diagnostics(self.step, self.time, self.diagnostics())
@@ -133,10 +255,10 @@ class Simulation:
                 for every in (fields_every, diag_every):
                     if every:
                         stops.append((self.step // every + 1) * every)
-                chunk = 1 if bar is None else min(stops) - self.step
-                self.advance(chunk)
+                before = self.step
+                self._advance(before + 1 if bar is None else min(stops), end)
                 if bar is not None:
-                    bar.update(chunk)
+                    bar.update(self.step - before)
                     elapsed = time.perf_counter() - start
                     bar.set_postfix_str(f"{1e3 * elapsed / (self.step - start_step):.3f} ms/step", refresh=False)
                 finite = self.finite_members()
@@ -153,6 +275,7 @@ class Simulation:
         finally:
             if bar is not None:
                 bar.close()
+            self.finish_hooks()
             writer.flush()
             now = time.perf_counter()
             timed = self.step - start_step
@@ -162,6 +285,7 @@ class Simulation:
                 "member_status": dict(zip(map(str, self.members), status)),
                 "final_step": self.step, "final_time": self.time, "wall_seconds": now - first_start,
                 "ms_per_step": ms, "ms_per_member_step": ms / len(self.members) if timed else None,
+                "plugins": self.hook_report(now - first_start),
             })
             writer.write_summary(summary)
         return summary

@@ -1,9 +1,10 @@
 """Time integrators for ``dw/dt = L w + N(w)`` on spectral ensemble states.
 
 ``L`` is a real diagonal linear operator (``equation.linear``, ``(ny, nx//2+1)``) and
-``N`` the explicit term (``equation.explicit(w, out)``).  Each stepper advances the
-state ``w`` (complex ``(M, ny, nx//2+1)``) in place by one step of ``dt``; the
-simulation applies the state filter and stochastic forcing afterwards.
+``N`` the explicit term (``equation.explicit(w, out)``) plus, when set with
+:meth:`Stepper.set_tendency`, a tendency held constant over the step (hooks).  Each
+stepper advances the state ``w`` (complex ``(M, ny, nx//2+1)``) in place by one step
+of ``dt``; the simulation applies the state filter and stochastic forcing afterwards.
 
 - ``cn``: forward Euler for N, Crank-Nicolson for L (1 evaluation of N per step):
   ``w+ = [(1 + dt L/2) w + dt N(w)] / (1 - dt L/2)``.  First order (second order when
@@ -85,12 +86,38 @@ def _multiply(w, factor):
 
 
 
+@numba.njit(parallel=True, cache=True)
+def _add(out, x):
+    """out += x (same shapes)."""
+    members, ny, n = out.shape
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        orow, xr = out[m, i], x[m, i]
+        for k in range(n):
+            orow[k] += xr[k]
+
+
 def multiply(w, factor):
     """w *= factor in place: complex (M, ny, nx//2+1) by real (ny, nx//2+1) (state filters)."""
     _multiply(float_view(w), factor)
 
 
-class CrankNicolsonEuler:
+class Stepper:
+    """Common part: the explicit term, with the held tendency added when one is set."""
+
+    _tendency = None
+
+    def set_tendency(self, tendency):
+        """Add ``tendency`` (complex, state shape; read at every evaluation) to N; None to stop."""
+        self._tendency = None if tendency is None else float_view(tendency)
+
+    def explicit(self, w, out):
+        self.equation.explicit(w, out)
+        if self._tendency is not None:
+            _add(float_view(out), self._tendency)
+
+
+class CrankNicolsonEuler(Stepper):
     """``cn``: forward Euler + Crank-Nicolson, one explicit evaluation per step."""
 
     evaluations = 1
@@ -104,11 +131,11 @@ class CrankNicolsonEuler:
         self._n_f = float_view(self.n)
 
     def step(self, w):
-        self.equation.explicit(w, self.n)
+        self.explicit(w, self.n)
         _affine_update(float_view(w), self.a, self.b, self._n_f)
 
 
-class CrankNicolsonRK4:
+class CrankNicolsonRK4(Stepper):
     """``cn_rk4``: low-storage IMEX RK4 (Carpenter-Kennedy) with Crank-Nicolson."""
 
     evaluations = len(_RK4_BETA)
@@ -126,11 +153,11 @@ class CrankNicolsonRK4:
     def step(self, w):
         w_f = float_view(w)
         for beta, a, b in self.stages:
-            self.equation.explicit(w, self.n)
+            self.explicit(w, self.n)
             _rk_stage(w_f, self._h_f, self._n_f, beta, a, b)
 
 
-class AdamsBashforth3:
+class AdamsBashforth3(Stepper):
     """``ab3``: integrating-factor AB3, started with Euler then AB2.
 
     Keeps the last three explicit evaluations; ``history_length`` counts how many are
@@ -154,7 +181,7 @@ class AdamsBashforth3:
 
     def step(self, w):
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest
-        self.equation.explicit(w, self.history[0])
+        self.explicit(w, self.history[0])
         c0, c1, c2 = self._COEFFS[min(self.history_length, 2)]
         _ab3_update(float_view(w), self.e1, self.e2, self.e3, *map(float_view, self.history),
                     c0 * self.dt, c1 * self.dt, c2 * self.dt)

@@ -205,6 +205,14 @@ class NavierStokes2D:
         """State from {'vorticity': (M, ny, nx)}."""
         return self.transforms.to_spectral(np.asarray(fields["vorticity"], dtype=np.float64))
 
+    def spectral_fields(self, w):
+        """{'vorticity': w}: the state's fields in spectral space (views)."""
+        return {"vorticity": w}
+
+    def from_spectral_fields(self, fields):
+        """State from {'vorticity': (M, ny, nx//2+1) complex}."""
+        return np.asarray(fields["vorticity"], dtype=np.complex128)
+
     def velocity(self, w):
         """Physical velocity ``(u, v)``, each (M, ny, nx)."""
         g = self.grid

@@ -1,0 +1,172 @@
+"""Hooks: objects the step loop calls on a schedule at one of four callsites.
+
+Callsites (DESIGN.md section 5), in the order they act around the step from ``s`` to
+``s + 1`` (``Simulation.advance``):
+
+1. ``tendency`` hooks due at ``s`` read state ``s`` and return an additive tendency
+   (spectral, shape of their rows of the state).  It is *held*: used for every step
+   until the hook's next call, optionally plus fresh white noise each step
+   (``hold_noise``).  The held tendencies of all tendency hooks are summed, in hook
+   order, and added to the equation's explicit term at every stage of the stepper.
+2. A ``replace`` hook due at ``s`` returns state ``s + k`` (``k = every``) and the
+   solver takes no step in between; when fewer than ``k`` steps remain in the
+   current ``advance`` the solver takes them instead.  Otherwise the solver steps
+   (stepper, state filter, stochastic forcing).
+3. ``post_step`` hooks due at ``s + 1`` read the new state and the previous one and
+   return the state that replaces the new one.
+4. ``observe`` hooks due at ``s + 1`` read the state.  They are also called on the
+   initial state, at the first ``advance`` of a simulation, when it is due.
+
+Within a callsite hooks run in the order they were added (case ``[[plugins]]``
+first).  Each hook sees only its rows of the ensemble (``members`` selector), as a
+view of the spectral state, complex ``(rows, ny, nx//2+1)``; observe and tendency
+hooks get a read-only view.
+"""
+import math
+import time
+
+import numpy as np
+
+CALLSITES = ("tendency", "replace", "post_step", "observe")
+
+
+class Schedule:
+    """When a hook is due: every ``every`` steps from step ``offset``, or every
+    ``interval`` time units from time ``offset``.
+
+    A time-interval schedule is due at the first step on or after each target time
+    ``offset + n interval`` (``n = 0, 1, ...``), with a tolerance of 1e-9 intervals;
+    it is stateless, so it gives the same steps after a restart.
+    """
+
+    def __init__(self, every=None, interval=None, offset=0):
+        if (every is None) == (interval is None):
+            raise ValueError("give exactly one of every and interval")
+        if every is not None and (int(every) != every or every < 1 or int(offset) != offset or offset < 0):
+            raise ValueError(f"every must be an integer >= 1 and offset an integer >= 0, got {every}, {offset}")
+        if interval is not None and not interval > 0:
+            raise ValueError(f"interval must be > 0, got {interval}")
+        self.every = None if every is None else int(every)
+        self.interval = None if interval is None else float(interval)
+        self.offset = int(offset) if every is not None else float(offset)
+
+    def _targets_reached(self, step, dt):
+        """How many target times ``offset + n interval`` are <= the time of ``step``."""
+        if step < 0:
+            return 0
+        x = (step * dt - self.offset) / self.interval + 1e-9
+        return math.floor(x) + 1 if x >= 0 else 0
+
+    def due(self, step, dt):
+        """True if the hook is called at ``step`` (steps of length ``dt``)."""
+        if self.every is not None:
+            return step >= self.offset and (step - self.offset) % self.every == 0
+        return self._targets_reached(step, dt) > self._targets_reached(step - 1, dt)
+
+    def __repr__(self):
+        unit = f"every={self.every}" if self.every is not None else f"interval={self.interval}"
+        return f"Schedule({unit}, offset={self.offset})"
+
+
+class Hook:
+    """Base class for hooks; subclass it, set ``callsite`` and override ``__call__``.
+
+    ``__call__(sim, state)`` for ``observe`` and ``tendency`` (return the tendency,
+    complex like ``state``), ``replace`` (return the state ``every`` steps later) and
+    ``__call__(sim, state, previous)`` for ``post_step`` (return the new state).
+    ``start(sim)`` is called before the first step and ``finish(sim)`` when a run
+    ends.  ``members`` is None (all) or a ``"a:b"`` selector of member ids.
+    ``hold_noise`` (tendency hooks) is the standard deviation, per grid point in
+    physical space, of the white noise added to the held tendency at every step.
+    """
+
+    callsite = "observe"
+
+    def __init__(self, every=1, interval=None, offset=0, members=None, hold_noise=0.0, name=None):
+        if self.callsite not in CALLSITES:
+            raise ValueError(f"{type(self).__name__}.callsite: {self.callsite!r} is not one of {CALLSITES}")
+        if interval is not None:
+            every = None
+        self.schedule = Schedule(every, interval, offset)
+        if self.callsite == "replace" and self.schedule.every is None:
+            raise ValueError("a replace hook needs an 'every' schedule (it advances that many steps)")
+        if hold_noise and self.callsite != "tendency":
+            raise ValueError("hold_noise applies to tendency hooks only")
+        self.members = members
+        self.hold_noise = float(hold_noise)
+        self.name = name or type(self).__name__
+
+    def start(self, sim):
+        """Called once before the first step."""
+
+    def finish(self, sim):
+        """Called once when a run ends (also after a failure)."""
+
+    def __call__(self, sim, state, previous=None):
+        raise NotImplementedError
+
+
+def member_rows(selector, members):
+    """Row slice of the ensemble for a ``"a:b"`` member-id selector (None: all rows).
+
+    ``members`` is the simulation's list of member ids (consecutive).  Raises
+    ValueError when the selector is malformed or selects no member.
+    """
+    if selector is None:
+        return slice(0, len(members))
+    text = str(selector)
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo = int(parts[0]) if parts[0].strip() else members[0]
+        hi = int(parts[1]) if parts[1].strip() else members[-1] + 1
+    except ValueError:
+        raise ValueError(f"expected 'first:stop' member ids, got {text!r}") from None
+    first = max(lo, members[0]) - members[0]
+    stop = min(hi, members[-1] + 1) - members[0]
+    if stop <= first:
+        raise ValueError(f"{text!r} selects none of the members {members[0]}..{members[-1]}")
+    return slice(first, stop)
+
+
+class HookStats:
+    """Per-hook accounting: calls, seconds inside the hook, bytes moved host<->device."""
+
+    def __init__(self):
+        self.calls = 0
+        self.seconds = 0.0
+        self.bytes_to_device = 0
+        self.bytes_from_device = 0
+
+    def report(self, wall_seconds):
+        """A dict for ``summary.json``; ``share`` is the fraction of ``wall_seconds``."""
+        return {"calls": self.calls, "total_ms": 1e3 * self.seconds,
+                "mean_ms": 1e3 * self.seconds / self.calls if self.calls else None,
+                "share": self.seconds / wall_seconds if wall_seconds else None,
+                "bytes_to_device": self.bytes_to_device, "bytes_from_device": self.bytes_from_device}
+
+
+def timed_call(hook, *args):
+    """Call ``hook(*args)``, adding the call and its duration to ``hook.stats``."""
+    start = time.perf_counter()
+    out = hook(*args)
+    hook.stats.calls += 1
+    hook.stats.seconds += time.perf_counter() - start
+    return out
+
+
+def read_only(view):
+    """``view`` with writing disabled (the underlying array stays writable)."""
+    view = view.view()
+    view.flags.writeable = False
+    return view
+
+
+def check_returned(hook, value, expected_shape, step):
+    """The array a hook returned, checked for shape and finiteness (ValueError otherwise)."""
+    if not isinstance(value, np.ndarray) or value.shape != expected_shape:
+        got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
+        raise ValueError(f"hook {hook.name!r} ({hook.callsite}) returned {got} at step {step}, "
+                         f"expected an array of shape {expected_shape}")
+    return value

@@ -1,0 +1,1 @@
+"""Plugin families of hybridsolver (installed as ``hybridsolver_plugins``)."""
