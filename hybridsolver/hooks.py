@@ -78,6 +78,8 @@ class Hook:
     ends.  ``members`` is None (all) or a ``"a:b"`` selector of member ids.
     ``hold_noise`` (tendency hooks) is the standard deviation, per grid point in
     physical space, of the white noise added to the held tendency at every step.
+    ``name`` keys the hook's noise streams and figures; by default the class name
+    (numbered when taken).
     """
 
     callsite = "observe"
@@ -94,7 +96,7 @@ class Hook:
             raise ValueError("hold_noise applies to tendency hooks only")
         self.members = members
         self.hold_noise = float(hold_noise)
-        self.name = name or type(self).__name__
+        self.name = name  # None: the simulation names it after its class
 
     def start(self, sim):
         """Called once before the first step."""

@@ -96,8 +96,13 @@ class Simulation:
         """
         if self._hooks_started:
             raise RuntimeError("add_hook: hooks must be added before the first step")
-        if any(h.name == hook.name for h in self.hooks):
-            raise CaseError(f"hook name '{hook.name}' is used twice (set a distinct name)")
+        names = {h.name for h in self.hooks}
+        if hook.name is None:
+            base = type(hook).__name__
+            hook.name = next(n for n in [base] + [f"{base}.{i}" for i in range(1, len(names) + 2)] if n not in names)
+        elif hook.name in names:
+            raise CaseError(f"hook name '{hook.name}' is used twice (give the hook, or plugins.N.name, "
+                            "a distinct name)")
         try:
             hook.rows = member_rows(hook.members, self.members)
         except ValueError as exc:

@@ -43,9 +43,10 @@ class SpectralClosure(nn.Module):
 
     def __init__(self, shape, length):
         super().__init__()
-        ky, kx = wavenumbers(shape, length)
-        k2 = kx**2 + ky**2
+        ky, kx = wavenumbers(shape, length, zero_nyquist=False)
+        k2 = kx**2 + ky**2  # the Laplacian keeps the Nyquist wavenumbers
         inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, torch.ones_like(k2)), torch.zeros_like(k2))
+        ky, kx = wavenumbers(shape, length)
         self.register_buffer("kx", kx)
         self.register_buffer("ky", ky)
         self.register_buffer("inv_k2", inv_k2)
