@@ -20,12 +20,14 @@ entry but the manifest itself and torch's serialization id, which hashes the who
 file (:func:`content_sha256`).  Files are refused before anything is unpickled
 unless they are zip archives holding TorchScript code.
 """
+import contextlib
 import hashlib
 import importlib.metadata
 import io
 import json
 import math
 import os
+import warnings
 import zipfile
 import zlib
 
@@ -177,12 +179,21 @@ def read_artifact(path):
     return manifest
 
 
+@contextlib.contextmanager
+def _torchscript():
+    """Silence torch's deprecation warnings for TorchScript, the artifact format of DESIGN.md section 6."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        yield
+
+
 def load_module(path):
     """The TorchScript module of a checked artifact, on the CPU, in eval mode."""
     import torch
 
     try:
-        module = torch.jit.load(path, map_location="cpu")
+        with _torchscript():
+            module = torch.jit.load(path, map_location="cpu")
     except RuntimeError as exc:
         raise PluginError(f"{path}: TorchScript could not load it ({str(exc).splitlines()[0]})") from None
     return module.eval()
@@ -197,15 +208,16 @@ def export(module, manifest, path):
     """
     import torch
 
-    if not isinstance(module, torch.jit.ScriptModule):
-        module = torch.jit.script(module)
     manifest = {k: v for k, v in manifest.items() if k != "sha256"}
     validate_manifest(manifest, f"export {path}", with_sha=False)
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer, _extra_files={MANIFEST: json.dumps(manifest)})
-    manifest["sha256"] = content_sha256(buffer.getvalue())
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer, _extra_files={MANIFEST: json.dumps(manifest, indent=1)})
+    with _torchscript():
+        if not isinstance(module, torch.jit.ScriptModule):
+            module = torch.jit.script(module)
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer, _extra_files={MANIFEST: json.dumps(manifest)})
+        manifest["sha256"] = content_sha256(buffer.getvalue())
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer, _extra_files={MANIFEST: json.dumps(manifest, indent=1)})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:

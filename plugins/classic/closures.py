@@ -6,6 +6,11 @@ Each module maps physical vorticity ``x`` (B, 1, ny, nx) to a vorticity tendency
 the periodic box ``(Ly, Lx)``, with the Nyquist wavenumbers set to zero so that
 derivatives of real fields stay real; the filter width is ``delta = sqrt(dx dy)``.
 
+2D transforms are done as 1D transforms along the last, contiguous axis (with
+transposes for the columns): torch's CPU ``rfft2`` (MKL) pairs batch members in
+vector lanes, so a member's bits would change with the batch size; row by row
+transforms do not, and the host's contract is that batching never changes a member.
+
 - :class:`Smagorinsky`: ``nu_t = (cs delta)^2 |S|``, ``|S| = sqrt(2 S_ij S_ij)``, and the
   tendency is the curl of ``div(2 nu_t S)``.  Its kinetic-energy tendency is
   ``-<nu_t |S|^2>`` exactly on the grid.
@@ -53,8 +58,15 @@ class SpectralClosure(nn.Module):
         self.shape = (int(shape[0]), int(shape[1]))
         self.delta = math.sqrt(length[0] / shape[0] * length[1] / shape[1])
 
+    def spectral(self, f: torch.Tensor) -> torch.Tensor:
+        """rfft2 of real (B, ny, nx), batch-invariant (see the module docstring)."""
+        rows = torch.fft.rfft(f, dim=-1)
+        return torch.fft.fft(rows.transpose(-1, -2).contiguous(), dim=-1).transpose(-1, -2)
+
     def real(self, f_hat: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft2(f_hat, s=self.shape)
+        """irfft2 of (B, ny, nx//2+1), batch-invariant."""
+        columns = torch.fft.ifft(f_hat.transpose(-1, -2).contiguous(), dim=-1)
+        return torch.fft.irfft(columns.transpose(-1, -2).contiguous(), n=self.shape[1], dim=-1)
 
     def strain(self, w_hat: torch.Tensor):
         """Strain components ``S11 = u_x`` (``S22 = -S11``) and ``S12``, and ``|S|``."""
@@ -67,8 +79,8 @@ class SpectralClosure(nn.Module):
 
     def curl_div(self, t11: torch.Tensor, t12: torch.Tensor) -> torch.Tensor:
         """Vorticity tendency of the momentum tendency ``div T``, ``T = [[t11, t12], [t12, -t11]]``."""
-        t11_hat = torch.fft.rfft2(t11)
-        t12_hat = torch.fft.rfft2(t12)
+        t11_hat = self.spectral(t11)
+        t12_hat = self.spectral(t12)
         return self.real(2.0 * self.kx * self.ky * t11_hat + (self.ky**2 - self.kx**2) * t12_hat)
 
     def smagorinsky(self, w_hat: torch.Tensor, cs: float):
@@ -84,7 +96,7 @@ class Smagorinsky(SpectralClosure):
         self.cs = float(cs)
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        tendency, _ = self.smagorinsky(torch.fft.rfft2(x[:, 0]), self.cs)
+        tendency, _ = self.smagorinsky(self.spectral(x[:, 0]), self.cs)
         return tendency[:, None]
 
 
@@ -94,12 +106,12 @@ class Leith(SpectralClosure):
         self.c_leith = float(c_leith)
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        w_hat = torch.fft.rfft2(x[:, 0])
+        w_hat = self.spectral(x[:, 0])
         wx = self.real(1j * self.kx * w_hat)
         wy = self.real(1j * self.ky * w_hat)
         nu = (self.c_leith * self.delta) ** 3 * torch.sqrt(wx * wx + wy * wy)
-        flux_x = torch.fft.rfft2(nu * wx)
-        flux_y = torch.fft.rfft2(nu * wy)
+        flux_x = self.spectral(nu * wx)
+        flux_y = self.spectral(nu * wy)
         return self.real(1j * self.kx * flux_x + 1j * self.ky * flux_y)[:, None]
 
 
@@ -116,8 +128,8 @@ class StochasticBackscatter(SpectralClosure):
         self.register_buffer("smoothing", gauss / torch.sqrt((full**2).mean()))
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        tendency, s_norm = self.smagorinsky(torch.fft.rfft2(x[:, 0]), self.cs)
-        eta = self.real(torch.fft.rfft2(noise[0]) * self.smoothing)
+        tendency, s_norm = self.smagorinsky(self.spectral(x[:, 0]), self.cs)
+        eta = self.real(self.spectral(noise[0]) * self.smoothing)
         return (tendency + self.c_back * self.cs**2 * s_norm * s_norm * eta)[:, None]
 
 

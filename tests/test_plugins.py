@@ -1,0 +1,277 @@
+"""TorchScript plugin artifacts: export, refusals, batching invariance, closures' physics."""
+import json
+import math
+import os
+import pickle
+import shutil
+import zipfile
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import tomli_w
+import torch
+
+from hybridsolver import Simulation, cli
+from hybridsolver.plugin import PluginError, export, read_artifact, resolve
+from hybridsolver_plugins.classic import closures
+from hybridsolver_plugins.classic.export import manifest as classic_manifest
+from hybridsolver_plugins.classic.python_hooks import SmagorinskyHook
+from hybridsolver_plugins.classic.registry import backscatter, smagorinsky
+
+TWO_PI = 2 * math.pi
+
+
+@pytest.fixture
+def case64(case):
+    """The test case on the 64^2 2*pi grid of the shipped artifacts, with the Smagorinsky plugin."""
+    case["grid"]["shape"] = [64, 64]
+    case["time"]["dt"] = 2e-3
+    case["plugins"] = [{"path": smagorinsky, "every": 1}]
+    return case
+
+
+def _run_cli(tmp_path, case, capsys, *extra):
+    path = tmp_path / "case.toml"
+    path.write_text(tomli_w.dumps(case))
+    code = cli.main(["run", str(path), "--quiet", "--out", str(tmp_path / "run"), *extra])
+    return code, capsys.readouterr().err
+
+
+class Scaled(torch.nn.Module):
+    """Test module: ``factor * x`` (factor nan gives a NaN dry run), optionally cropped."""
+
+    def __init__(self, factor=1.0, crop=0):
+        super().__init__()
+        self.factor, self.crop = factor, crop
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return self.factor * x[..., self.crop:]
+
+
+def _export(tmp_path, module=None, name="scaled", **changes):
+    manifest = classic_manifest("smagorinsky", (64, 64), (TWO_PI, TWO_PI)) | {"name": name} | changes
+    path = str(tmp_path / f"{name}.pt")
+    export(module or Scaled(1e-3), manifest, path)
+    return path
+
+
+# ---- acceptance: artifact == Python hook ----------------------------------------------
+
+def test_smagorinsky_artifact_matches_python_hook_over_1000_steps(case64):
+    case64["ensemble"]["members"] = 2
+    artifact = Simulation.from_case(case64)
+    case64["plugins"] = []
+    python = Simulation.from_case(case64)
+    python.add_hook(SmagorinskyHook(cs=0.17))
+    plain = Simulation.from_case(case64)
+    for sim in (artifact, python, plain):
+        sim.advance(1000)
+    wa, wp, w0 = (s.fields()["vorticity"] for s in (artifact, python, plain))
+    rel = np.linalg.norm(wa - wp) / np.linalg.norm(wp)
+    print(f"\nSmagorinsky artifact vs Python hook, 1000 steps: rel L2 {rel:.2e} "
+          f"(closure effect {np.linalg.norm(w0 - wp) / np.linalg.norm(wp):.2f})")
+    assert rel < 1e-12
+    assert np.linalg.norm(w0 - wp) / np.linalg.norm(wp) > 0.1  # the closure matters
+
+
+# ---- acceptance: refusals before step 0, exit code 2, both sides named -------------------
+
+def test_refuses_artifact_grid_of_another_size(tmp_path, case64, capsys):
+    case64["grid"]["shape"] = [128, 128]
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "artifact grid shape [64, 64], case grid.shape [128, 128]" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_refuses_wrong_equation(tmp_path, case64, capsys):
+    case64["plugins"][0]["path"] = _export(tmp_path, equation="kdv")
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "artifact equation 'kdv', case equation.name 'navier_stokes2d'" in err
+
+
+def test_refuses_unknown_field(tmp_path, case64, capsys):
+    inputs = [{"field": "q", "space": "physical"}]
+    case64["plugins"][0]["path"] = _export(tmp_path, inputs=inputs)
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "field 'q' is unknown to navier_stokes2d (fields: vorticity)" in err
+
+
+def test_refuses_truncated_file(tmp_path, case64, capsys):
+    data = open(smagorinsky, "rb").read()
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(data[:len(data) // 2])
+    case64["plugins"][0]["path"] = str(path)
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and f"plugins.0.path: {path}: not a TorchScript archive (truncated" in err
+
+
+def test_refuses_sha256_mismatch(tmp_path, case64, capsys):
+    path = tmp_path / "tampered.pt"
+    with zipfile.ZipFile(smagorinsky) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data/0"):  # one of the module's tensors
+                data = bytes([data[0] ^ 1]) + data[1:]
+            dst.writestr(info, data)
+    case64["plugins"][0]["path"] = str(path)
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "sha256 mismatch: manifest says" in err and "archive content is" in err
+
+
+def test_refuses_pickle_renamed_pt(tmp_path, case64, capsys):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    case64["plugins"][0]["path"] = str(path)
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "a pickle file, not a TorchScript archive (hybridsolver never unpickles)" in err
+    torch.save({"weight": torch.ones(2)}, path)  # torch.save writes a zip of pickles
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "without TorchScript code" in err
+
+
+def test_refuses_dry_run_of_wrong_shape(tmp_path, case64, capsys):
+    case64["plugins"][0]["path"] = _export(tmp_path, Scaled(1.0, crop=32))
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "dry run returned shape (1, 1, 64, 32), manifest and case expect (1, 1, 64, 64)" in err
+
+
+def test_refuses_dry_run_with_nan(tmp_path, case64, capsys):
+    case64["plugins"][0]["path"] = _export(tmp_path, Scaled(float("nan")))
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "dry run returned non-finite values" in err
+
+
+def test_refuses_bad_plugin_entries(tmp_path, case64, capsys):
+    for key, value, message in [("sampler", {"steps": 3}, "plugins.0.sampler.steps: not a sampler setting"),
+                                ("path", "no_such_plugin", "no such file or registered plugin"),
+                                ("members", "9:12", "selects none of the members"),
+                                ("offset", 0.5, "plugins.0.offset: with a step schedule")]:
+        entry = {"path": smagorinsky, key: value}
+        code, err = _run_cli(tmp_path, case64 | {"plugins": [entry]}, capsys)
+        assert code == 2 and message in err, err
+    if not torch.cuda.is_available():
+        code, err = _run_cli(tmp_path, case64, capsys, "--device", "cuda")
+        assert code == 2 and "plugins.0.device: case asks for 'cuda'" in err
+
+
+def test_manifest_without_required_key_is_refused_at_export(tmp_path):
+    manifest = classic_manifest("smagorinsky", (64, 64), (TWO_PI, TWO_PI))
+    del manifest["provenance"]
+    with pytest.raises(PluginError, match="manifest has no 'provenance'"):
+        export(Scaled(), manifest, str(tmp_path / "x.pt"))
+
+
+# ---- acceptance: batching does not change a member's trajectory -----------------------------
+
+def test_backscatter_member_is_bit_identical_across_batches_and_ensemble_sizes(case64):
+    case64["plugins"] = [{"path": backscatter, "every": 2}]
+    member = 5
+    runs = {}
+    for members, max_batch in [(8, 1), (8, 3), (8, 8), (1, 1)]:
+        overrides = {"ensemble.members": members, "plugins.0.max_batch": max_batch}
+        if members == 1:
+            overrides["ensemble.first_member"] = member
+        sim = Simulation.from_case(case64, overrides=overrides)
+        sim.advance(20)
+        runs[(members, max_batch)] = sim.state[member if members == 8 else 0].copy()
+    reference = runs[(8, 8)]
+    for key, state in runs.items():
+        assert np.array_equal(state, reference), key
+    case64["plugins"] = [{"path": smagorinsky, "every": 2}]
+    deterministic = Simulation.from_case(case64, overrides={"ensemble.members": 8})
+    deterministic.advance(20)
+    assert not np.allclose(deterministic.state[member], reference)  # the noise acts
+
+
+# ---- the classic closures' physics --------------------------------------------------------
+
+def _random_vorticity(shape=(64, 64), seed=3):
+    """A smooth random field without Nyquist modes, (ny, nx)."""
+    rng = np.random.default_rng(seed)
+    w_hat = np.fft.rfft2(rng.standard_normal(shape))
+    ky = np.fft.fftfreq(shape[0], 1 / shape[0])[:, None]
+    kx = np.arange(shape[1] // 2 + 1)[None, :]
+    band = (np.abs(ky) < shape[0] / 3) & (kx < shape[1] / 3)
+    return np.fft.irfft2(w_hat * np.exp(-(kx**2 + ky**2) / 50.0) * band, s=shape) * 20
+
+
+def _call(module, w, noise=()):
+    with torch.inference_mode():
+        return module(torch.from_numpy(w)[None, None], list(noise), {})[0, 0].numpy()
+
+
+def test_smagorinsky_dissipates_energy_at_the_rate_nu_t_s2():
+    shape, length = (64, 64), (TWO_PI, TWO_PI)
+    module = closures.Smagorinsky(shape, length, cs=0.17)
+    w = _random_vorticity()
+    t = _call(module, w)
+    w_hat = torch.fft.rfft2(torch.from_numpy(w))
+    psi = np.fft.irfft2(w_hat.numpy() * module.inv_k2.numpy(), s=shape)
+    _, _, s_norm = module.strain(w_hat)
+    nu = (0.17 * module.delta) ** 2 * s_norm.numpy()
+    energy_rate = np.mean(psi * t)  # dE/dt = <psi d(omega)/dt>
+    assert energy_rate < 0
+    np.testing.assert_allclose(energy_rate, -np.mean(nu * s_norm.numpy() ** 2), rtol=1e-10)
+
+
+def test_smagorinsky_with_uniform_strain_weight_is_a_laplacian():
+    # For the stress 2 nu S with nu constant, curl div gives nu lap(omega): check the operator.
+    shape, length = (32, 32), (TWO_PI, 2 * TWO_PI)
+    module = closures.Smagorinsky(shape, length)
+    w = _random_vorticity(shape)
+    s11, s12, _ = module.strain(torch.fft.rfft2(torch.from_numpy(w)))
+    lap = module.curl_div(2 * s11, 2 * s12).numpy()
+    w_hat = np.fft.rfft2(w)
+    expected = np.fft.irfft2(-(module.kx**2 + module.ky**2).numpy() * w_hat, s=shape)
+    np.testing.assert_allclose(lap, expected, atol=1e-10 * np.abs(expected).max())
+
+
+def test_leith_dissipates_enstrophy_at_the_rate_nu_grad_omega2():
+    shape, length = (64, 64), (TWO_PI, TWO_PI)
+    module = closures.Leith(shape, length, c_leith=1.0)
+    w = _random_vorticity()
+    t = _call(module, w)
+    w_hat = np.fft.rfft2(w)
+    wx = np.fft.irfft2(1j * module.kx.numpy() * w_hat, s=shape)
+    wy = np.fft.irfft2(1j * module.ky.numpy() * w_hat, s=shape)
+    grad = np.sqrt(wx**2 + wy**2)
+    nu = module.delta**3 * grad
+    np.testing.assert_allclose(np.mean(w * t), -np.mean(nu * grad**2), rtol=1e-10)
+
+
+def test_backscatter_noise_is_smoothed_unit_variance_and_zero_without_strain():
+    shape, length = (64, 64), (TWO_PI, TWO_PI)
+    module = closures.StochasticBackscatter(shape, length, cs=0.17, c_back=0.5)
+    eta = torch.randn((8,) + shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    smoothed = torch.fft.irfft2(torch.fft.rfft2(eta) * module.smoothing, s=shape)
+    assert abs(smoothed.std().item() - 1) < 0.1
+    assert np.allclose(_call(module, np.zeros(shape), [eta[:1]]), 0.0)
+
+
+# ---- swapping, inspection, summary ---------------------------------------------------------
+
+def test_registered_names_resolve_and_inspect_prints_the_manifest(capsys):
+    assert resolve("leith") == resolve(os.path.join(os.path.dirname(smagorinsky), "leith.pt"))
+    assert cli.main(["plugins", "inspect", "backscatter"]) == 0
+    out = capsys.readouterr().out
+    assert "sha256 verified" in out and json.loads(out.split("\n", 1)[1])["noise"][0]["name"] == "eta"
+
+
+def test_swap_plugin_from_the_command_line_and_summary_reports_it(tmp_path, case64, capsys):
+    case64["time"]["steps"] = 6
+    code, _ = _run_cli(tmp_path, case64, capsys, "--set", "plugins.0.path=leith", "--set", "plugins.0.every=2")
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    leith = summary["plugins"]["leith"]
+    assert leith["calls"] == 3 and 0 < leith["share"] < 1 and leith["mean_ms"] > 0
+    assert leith["bytes_to_device"] == 0  # CPU inference moves nothing
+
+
+def test_export_round_trip_and_manifest_contents(tmp_path):
+    path = _export(tmp_path)
+    manifest = read_artifact(path)
+    assert len(manifest["sha256"]) == 64 and manifest["name"] == "scaled"
+    copy = tmp_path / "renamed.pt"
+    shutil.copy(path, copy)  # torch names the archive's top folder after the file
+    assert read_artifact(str(copy))["sha256"] == manifest["sha256"]
