@@ -8,6 +8,7 @@ import netCDF4
 import numpy as np
 import pytest
 
+from hybridsolver.case import read_toml
 from hybridsolver.cli import main
 
 GOOD = """
@@ -182,7 +183,9 @@ def test_blow_up_exits_1_and_keeps_earlier_outputs(tmp_path, capsys):
 def test_validate_accepts_the_shipped_cases(capsys):
     root = os.path.join(os.path.dirname(__file__), os.pardir, "cases")
     for name in sorted(os.listdir(root)):
-        assert main(["validate", os.path.join(root, name), "--set", "grid.shape=[32, 32]"]) == 0, name
+        path = os.path.join(root, name)
+        small = [] if "plugins" in read_toml(path) else ["--set", "grid.shape=[32, 32]"]  # artifacts fix the grid
+        assert main(["validate", path, *small]) == 0, name
     assert capsys.readouterr().out.count(": ok") == len(os.listdir(root))
 
 
