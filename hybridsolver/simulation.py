@@ -191,12 +191,15 @@ class Simulation:
             while self.step < until:
                 self._solver_step()
             return
+        replace_hooks, post_step = self._at("replace"), self._at("post_step")
         while self.step < until:
             if self._tendency is not None:
                 self._update_tendency()
-            replace = next((h for h in self._at("replace") if h.schedule.due(self.step, self.dt)
-                            and self.step + h.schedule.every <= limit), None)
-            post_step = self._at("post_step")
+            replace = None
+            for hook in replace_hooks:
+                if hook.schedule.due(self.step, self.dt) and self.step + hook.schedule.every <= limit:
+                    replace = hook
+                    break
             if post_step:
                 self._previous[...] = self.state
             if replace is not None:

@@ -1,8 +1,10 @@
 """Eddy-viscosity closures for 2D vorticity-form Navier-Stokes, as torch modules.
 
-Each module maps physical vorticity ``x`` (B, 1, ny, nx) to a vorticity tendency
-(B, 1, ny, nx) in units of vorticity per time, with the plugin signature
-``forward(x, noise, options)`` (hybridsolver.plugin).  Derivatives are spectral on
+The eddy-viscosity modules map the vorticity spectrum ``x`` (B, 1, ny, nx//2+1),
+complex, the unnormalised rfft2 that is the host's state, to the spectrum of a
+vorticity tendency (B, 1, ny, nx//2+1), with the plugin signature
+``forward(x, noise, options)`` (hybridsolver.plugin): spectral in and out saves the
+transforms a physical interface would add on both sides.  Derivatives are spectral on
 the periodic box ``(Ly, Lx)``, with the Nyquist wavenumbers set to zero so that
 derivatives of real fields stay real; the filter width is ``delta = sqrt(dx dy)``.
 
@@ -20,8 +22,9 @@ transforms do not, and the host's contract is that batching never changes a memb
   ``c_back cs^2 |S|^2 eta`` whose local amplitude follows the local dissipation
   ``nu_t |S|^2 / delta^2``; ``eta`` is the host's standard normal noise (B, ny, nx)
   smoothed by a Gaussian filter of width ``2 delta`` and rescaled to unit variance.
-- :class:`SmallCNN`: three 3x3 circular convolutions (1 -> width -> width -> 1); used
-  to measure batching, its weights are whatever ``torch.manual_seed`` gives.
+- :class:`SmallCNN`: physical vorticity (B, 1, ny, nx) to a physical tendency; three 3x3 circular convolutions (1 -> width -> width -> 1) in
+  float32; used to measure batching, its weights are whatever ``torch.manual_seed``
+  gives (untrained).
 """
 import math
 from typing import Dict, List
@@ -78,13 +81,14 @@ class SpectralClosure(nn.Module):
         return s11, s12, 2.0 * torch.sqrt(s11 * s11 + s12 * s12)
 
     def curl_div(self, t11: torch.Tensor, t12: torch.Tensor) -> torch.Tensor:
-        """Vorticity tendency of the momentum tendency ``div T``, ``T = [[t11, t12], [t12, -t11]]``."""
+        """Spectrum of the vorticity tendency of the momentum tendency ``div T``,
+        ``T = [[t11, t12], [t12, -t11]]`` (physical (B, ny, nx))."""
         t11_hat = self.spectral(t11)
         t12_hat = self.spectral(t12)
-        return self.real(2.0 * self.kx * self.ky * t11_hat + (self.ky**2 - self.kx**2) * t12_hat)
+        return 2.0 * self.kx * self.ky * t11_hat + (self.ky**2 - self.kx**2) * t12_hat
 
     def smagorinsky(self, w_hat: torch.Tensor, cs: float):
-        """Smagorinsky vorticity tendency and ``|S|``."""
+        """Spectrum of the Smagorinsky vorticity tendency, and ``|S|`` (physical)."""
         s11, s12, s_norm = self.strain(w_hat)
         nu = (cs * self.delta) ** 2 * s_norm
         return self.curl_div(2.0 * nu * s11, 2.0 * nu * s12), s_norm
@@ -96,7 +100,7 @@ class Smagorinsky(SpectralClosure):
         self.cs = float(cs)
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        tendency, _ = self.smagorinsky(self.spectral(x[:, 0]), self.cs)
+        tendency, _ = self.smagorinsky(x[:, 0], self.cs)
         return tendency[:, None]
 
 
@@ -106,13 +110,13 @@ class Leith(SpectralClosure):
         self.c_leith = float(c_leith)
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        w_hat = self.spectral(x[:, 0])
+        w_hat = x[:, 0]
         wx = self.real(1j * self.kx * w_hat)
         wy = self.real(1j * self.ky * w_hat)
         nu = (self.c_leith * self.delta) ** 3 * torch.sqrt(wx * wx + wy * wy)
         flux_x = self.spectral(nu * wx)
         flux_y = self.spectral(nu * wy)
-        return self.real(1j * self.kx * flux_x + 1j * self.ky * flux_y)[:, None]
+        return (1j * self.kx * flux_x + 1j * self.ky * flux_y)[:, None]
 
 
 class StochasticBackscatter(SpectralClosure):
@@ -128,15 +132,15 @@ class StochasticBackscatter(SpectralClosure):
         self.register_buffer("smoothing", gauss / torch.sqrt((full**2).mean()))
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        tendency, s_norm = self.smagorinsky(self.spectral(x[:, 0]), self.cs)
+        tendency, s_norm = self.smagorinsky(x[:, 0], self.cs)
         eta = self.real(self.spectral(noise[0]) * self.smoothing)
-        return (tendency + self.c_back * self.cs**2 * s_norm * s_norm * eta)[:, None]
+        return (tendency + self.spectral(self.c_back * self.cs**2 * s_norm * s_norm * eta))[:, None]
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, width=16, scale=1e-3):
+    def __init__(self, width=8, scale=1e-3):
         super().__init__()
-        conv = dict(kernel_size=3, padding=1, padding_mode="circular", dtype=torch.float64)
+        conv = dict(kernel_size=3, padding=1, padding_mode="circular", dtype=torch.float32)
         self.layers = nn.Sequential(nn.Conv2d(1, width, **conv), nn.GELU(), nn.Conv2d(width, width, **conv),
                                     nn.GELU(), nn.Conv2d(width, 1, **conv))
         self.scale = float(scale)
