@@ -337,7 +337,6 @@ class ArtifactHook(Hook):
         self.device = torch.device(pick_device(self.requested_device, self.manifest, self.where))
         self.module = load_module(self.path).to(self.device)
         self.dtype = getattr(torch, self.manifest["dtype"])
-        self.sim = sim
         state = sim.state[self.rows]
         self.max_batch = min(self.max_batch or state.shape[0], state.shape[0])
         self.noise_shapes = [tuple(int(self.sampler[n]) if isinstance(n, str) else n for n in e["shape"])
@@ -352,6 +351,9 @@ class ArtifactHook(Hook):
         if tuple(out.shape) != expected:
             raise PluginError(f"{where}: dry run returned shape {tuple(out.shape)}, manifest and case expect "
                               f"{expected}")
+        space = self.manifest["outputs"][0]["space"]
+        if np.iscomplexobj(out) != (space == "spectral"):
+            raise PluginError(f"{where}: dry run returned {out.dtype} values, manifest outputs are {space}")
         if not np.isfinite(out).all():
             raise PluginError(f"{where}: dry run returned non-finite values")
         self.stats = HookStats()  # the dry run is not counted
