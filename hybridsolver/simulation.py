@@ -12,9 +12,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import fft
+from . import fft, rng
 from .case import CaseError, load_case
-from . import rng
 from .equations import EQUATIONS
 from .grid import Grid
 from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
