@@ -21,10 +21,8 @@ Times are minima over ``--repeats`` (noise only adds time); ratios are medians o
 ratios of timings taken back to back, because this machine's speed drifts.
 """
 import argparse
-import json
 import os
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -35,6 +33,7 @@ from hybridsolver.plugin import export
 from hybridsolver_plugins.classic.closures import SmallCNN
 from hybridsolver_plugins.classic.export import manifest as classic_manifest
 from hybridsolver_plugins.classic.registry import smagorinsky
+from timing import seconds, write_json
 
 CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cases",
                     "kolmogorov64_smagorinsky.toml")
@@ -58,12 +57,6 @@ def simulation(members, plugins=None, hooks=(), **overrides):
     sim.advance(2)  # JIT compilation, FFT planning and the plugins' dry runs stay out
     return sim
 
-
-def seconds(fn, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
 
 
 def paired(fns, repeats, calls):
@@ -169,9 +162,7 @@ def main():
         s = r[f"k={k}"]
         print(f"  every k={k}: {s['ms_per_step']:.3f} ms/step ({s['slowdown']:.2f}x), "
               f"{s['ms_per_call']:.3f} ms/call, {100 * s['share']:.1f}% of the time in the plugin")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

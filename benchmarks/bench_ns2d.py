@@ -19,7 +19,6 @@ so both see the same machine state; this 2-core machine's speed drifts by tens o
 percent from one second to the next.
 """
 import argparse
-import json
 import math
 import os
 import time
@@ -27,6 +26,7 @@ import time
 import numpy as np
 
 from hybridsolver import Simulation, fft
+from timing import seconds, write_json
 
 CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cases", "kolmogorov_2pi.toml")
 
@@ -36,12 +36,6 @@ def simulation(n, scheme, members):
     sim.advance(3)  # JIT compilation and FFT planning stay out of the timings
     return sim
 
-
-def seconds(fn, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
 
 
 def fft_pairs(sim):
@@ -141,9 +135,7 @@ def main():
     e = results["ensemble_64"]
     print(f"64^2 ensemble: 1 member {e['single_ms_per_member_step']:.3f}, 32 members "
           f"{e['m32_ms_per_member_step']:.3f} ms/member-step: throughput ratio {e['throughput_ratio']:.2f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

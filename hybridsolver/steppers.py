@@ -85,7 +85,6 @@ def _multiply(w, factor):
                 wr[2 * j + c] *= fr[j]
 
 
-
 @numba.njit(parallel=True, cache=True)
 def _add(out, x):
     """out += x (same shapes)."""
