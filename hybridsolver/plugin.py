@@ -129,14 +129,19 @@ def content_sha256(archive):
     Entries are taken in name order, each as its name (without the top folder), a
     NUL byte and its uncompressed content.
     """
-    digest = hashlib.sha256()
     with zipfile.ZipFile(io.BytesIO(archive) if isinstance(archive, bytes) else archive) as zf:
-        for info in sorted(zf.infolist(), key=_entry_name):
-            name = _entry_name(info)
-            if name in (f"extra/{MANIFEST}", ".data/serialization_id"):
-                continue
-            digest.update(name.encode() + b"\0")
-            digest.update(zf.read(info))
+        return _digest(zf)
+
+
+def _digest(zf):
+    """:func:`content_sha256` of an open ``zipfile.ZipFile``."""
+    digest = hashlib.sha256()
+    for info in sorted(zf.infolist(), key=_entry_name):
+        name = _entry_name(info)
+        if name in (f"extra/{MANIFEST}", ".data/serialization_id"):
+            continue
+        digest.update(name.encode() + b"\0")
+        digest.update(zf.read(info))
     return digest.hexdigest()
 
 
@@ -165,7 +170,7 @@ def read_artifact(path):
                 raise PluginError(f"{path}: no {MANIFEST} manifest (export it with hybridsolver.plugin.export)")
             top = zf.infolist()[0].filename.split("/", 1)[0]
             text = zf.read(f"{top}/extra/{MANIFEST}")
-        sha = content_sha256(path)
+            sha = _digest(zf)
     except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
         raise PluginError(f"{path}: corrupt TorchScript archive ({exc})") from None
     try:
@@ -311,9 +316,8 @@ class ArtifactHook(Hook):
         self.manifest = manifest
         self.callsite = manifest["callsite"]
         check_contract(manifest, sim, where)
-        every = entry.get("every", manifest["every"] if "interval" not in entry else None)
         try:
-            super().__init__(every=every, interval=entry.get("interval"), offset=entry.get("offset", 0),
+            super().__init__(every=entry.get("every", manifest["every"]), interval=entry.get("interval"), offset=entry.get("offset", 0),
                              members=entry.get("members"), hold_noise=entry.get("hold_noise", 0.0),
                              name=entry.get("name", manifest["name"]))
         except ValueError as exc:

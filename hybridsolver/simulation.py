@@ -134,6 +134,7 @@ class Simulation:
         for hook in self.hooks:
             hook.start(self)
         self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
+        self._noisy = [h for h in self._callsites["tendency"] if h.hold_noise]
         self._hooks_started = True
         self._observe()
 
@@ -155,13 +156,12 @@ class Simulation:
                 value = timed_call(hook, self, read_only(self.state[hook.rows]))
                 hook.held[...] = check_returned(hook, value, hook.held.shape, self.step)
                 changed = True
-        noisy = [h for h in hooks if h.hold_noise]
-        if not (changed or noisy):
+        if not (changed or self._noisy):
             return
         self._tendency[...] = 0.0
         for hook in hooks:
             self._tendency[hook.rows] += hook.held
-        for hook in noisy:
+        for hook in self._noisy:
             hook.white_noise.draw(self.seed, self.members[hook.rows], f"{hook.name}:hold_noise", self.step,
                                   hook.noise_hat)
             hook.noise_hat *= hook.hold_noise
