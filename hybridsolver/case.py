@@ -110,6 +110,7 @@ EQUATION_KEYS = {
         "viscosity": Field("float", 0.0, minimum=0.0),
         "drag": Field("float", 0.0, minimum=0.0),
         "filterfac": Field("float", 23.6, positive=True),
+        "advection": Field("bool", True),
     },
 }
 EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS}}

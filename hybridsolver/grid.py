@@ -107,3 +107,24 @@ class Grid:
         nshell = int(np.rint(kmax / dk)) + 1
         index[index >= nshell] = -1  # corners beyond the inscribed circle are left out
         return index, dk * np.arange(nshell)
+
+
+def coarsen(spectrum, shape):
+    """Spectral truncation of unnormalised rfft spectra to a coarser ``shape = (ny, nx)``.
+
+    ``spectrum`` is complex ``(..., Ny, Nx//2+1)`` of a field on ``Ny x Nx`` points; the
+    result ``(..., ny, nx//2+1)`` keeps the integer wavenumbers ``|p| < nx/2`` and
+    ``|q| < ny/2`` (the coarse Nyquist modes are zeroed, so the coarse field keeps the
+    mean and every resolved Fourier coefficient of the fine one) and is rescaled by
+    ``ny nx / (Ny Nx)`` for the unnormalised transform.
+    """
+    Ny, Nx = spectrum.shape[-2], 2 * (spectrum.shape[-1] - 1)
+    ny, nx = shape
+    if ny > Ny or nx > Nx or ny % 2 or nx % 2:
+        raise ValueError(f"coarsen: cannot truncate {(Ny, Nx)} to {tuple(shape)} (even and no finer)")
+    out = np.zeros(spectrum.shape[:-2] + (ny, nx // 2 + 1), dtype=np.complex128)
+    half = ny // 2
+    scale = ny * nx / (Ny * Nx)
+    out[..., :half, :nx // 2] = spectrum[..., :half, :nx // 2] * scale
+    out[..., half + 1:, :nx // 2] = spectrum[..., Ny - half + 1:, :nx // 2] * scale
+    return out

@@ -23,6 +23,10 @@ Forcings (vorticity tendencies):
   (the closure paper's flow on the unit torus: n = 1, A = 0.1);
 - ``none``.
 
+``advection = false`` leaves the advection term out (the explicit term is then the
+forcing alone): the reduced model of a closure that supplies ``-u . grad(omega)`` itself
+as a tendency hook (the L-CDM closure of ``plugins/lcdm``).
+
 Stochastic forcing adds ``beta dW`` after every step, where ``dW`` is a Q-Wiener
 increment over the step ``dt`` with covariance
 ``E[dW(x) dW(x')] = dt/|D| sum_{k != 0} exp(-alpha |k|^2) cos(k.(x - x'))``
@@ -122,6 +126,7 @@ class NavierStokes2D:
         self.seed = int(seed)
         self.viscosity = float(params["viscosity"])
         self.drag = float(params["drag"])
+        self.advection = bool(params.get("advection", True))
         self.transforms = fft.transforms(grid.shape)
         M = len(self.members)
         self.state_shape = (M,) + grid.spectral_shape
@@ -173,7 +178,13 @@ class NavierStokes2D:
         return self.transforms.to_spectral(field[None])[0]
 
     def explicit(self, w, out):
-        """out = -F(u . grad omega) (dealiased) + F(f) for state w; 4 FFTs, no allocation."""
+        """out = -F(u . grad omega) (dealiased) + F(f) for state w; 4 FFTs, no allocation.
+
+        Without advection (``advection = false``), out = F(f).
+        """
+        if not self.advection:
+            out[...] = self.forcing_hat
+            return
         g = self.grid
         _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat_f, self._v_hat_f)
         self._inverse_u()
@@ -194,6 +205,13 @@ class NavierStokes2D:
             return
         self._white_noise.draw(self.seed, self.members, "stochastic_forcing", step, self._noise_hat)
         _add_scaled(float_view(w), self._noise_colour, self.noise_amplitude * np.sqrt(dt), float_view(self._noise_hat))
+
+    def noise_increment(self, step, dt):
+        """The ``beta dW`` that :meth:`add_noise` adds for step ``step``: a new spectral
+        array (M, ny, nx//2+1), zero without stochastic forcing."""
+        out = fft.zeros(self.state_shape, np.complex128)
+        self.add_noise(out, step, dt)
+        return out
 
     # ---- fields and diagnostics -------------------------------------------------
 
