@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["hybridsolver", "hybridsolver.*"])
     + ["hybridsolver_plugins." + p for p in find_packages("plugins")] + ["hybridsolver_plugins"],
     package_dir={"hybridsolver_plugins": "plugins"},
-    package_data={"hybridsolver_plugins": ["*/artifacts/*.pt", "*/README.md"]},
+    package_data={"hybridsolver_plugins": ["*/artifacts/*.pt", "*/artifacts/*.npy", "*/artifacts/*.nc", "*/README.md"]},
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.24",
@@ -19,6 +19,7 @@ setup(
         "tqdm>=4.60",
         "tomli-w>=1.0",
         "torch>=2.1",  # CI pins the CPU build 2.13.0 (.ci/constraints.txt)
+        "matplotlib>=3.5",  # closed-loop plots of plugins/lcdm/evaluate
     ],
     extras_require={
         "test": ["pytest>=7", "jax>=0.4.20", "jax-cfd>=0.2.1"],
@@ -26,6 +27,7 @@ setup(
     entry_points={
         "console_scripts": ["hybridsolver = hybridsolver.cli:main"],
         "hybridsolver.plugins": [f"{name} = hybridsolver_plugins.classic.registry:{name}"
-                                 for name in ("smagorinsky", "leith", "backscatter")],
+                                 for name in ("smagorinsky", "leith", "backscatter")]
+        + [f"{name} = hybridsolver_plugins.lcdm.registry:{name}" for name in ("lcdm", "pcdm")],
     },
 )

@@ -104,9 +104,16 @@ def from_file(grid, members, path, variable="vorticity", key="initial_condition.
     return np.array(data)
 
 
-def make_initial(spec, grid, seed, members):
-    """Initial vorticity (M, ny, nx) for the case's ``[initial_condition]`` table."""
+def make_initial(spec, grid, seed, members, case_dir=None):
+    """Initial vorticity (M, ny, nx) for the case's ``[initial_condition]`` table.
+
+    A relative ``file`` path is read from the working directory, or else from the case
+    file's folder ``case_dir``.
+    """
     params = {k: v for k, v in spec.items() if k != "type"}
+    path = params.get("path")
+    if path and case_dir and not os.path.exists(path) and os.path.exists(os.path.join(case_dir, path)):
+        params["path"] = os.path.join(case_dir, path)
     kind = spec["type"]
     if kind == "gaussian_random_field":
         return gaussian_random_field(grid, seed, members, **params)

@@ -44,8 +44,9 @@ class Simulation:
         self.stepper = make_stepper(d["time"]["scheme"], self.equation, self.dt)
         self.state = fft.zeros(self.equation.state_shape, np.complex128)
         self.step = 0
+        case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
         self.set_initial({self.equation.fields[0]: make_initial(d["initial_condition"], self.grid, self.seed,
-                                                               self.members)})
+                                                               self.members, case_dir)})
         self.hooks = []
         self._hooks_started = False
         self._tendency = None

@@ -63,11 +63,13 @@ def record(sim, shape=COARSE):
 
 
 def batches(trajectories, test, batch):
-    """[(first member, count, end time)], train batches then test batches."""
+    """[(first member, count, end time)] in the order they run: the first training
+    batch, the test batches, the other training batches (so that a partial dataset
+    can already be trained and evaluated on)."""
     train = trajectories - test
-    out = [(lo, min(batch, train - lo), TRAIN_END) for lo in range(0, train, batch)]
-    out += [(lo, min(batch, trajectories - lo), TEST_END) for lo in range(train, trajectories, batch)]
-    return out
+    train_batches = [(lo, min(batch, train - lo), TRAIN_END) for lo in range(0, train, batch)]
+    test_batches = [(lo, min(batch, trajectories - lo), TEST_END) for lo in range(train, trajectories, batch)]
+    return train_batches[:1] + test_batches + train_batches[1:]
 
 
 def batch_name(first, count):

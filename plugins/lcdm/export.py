@@ -1,0 +1,104 @@
+"""Export a trained L-CDM or P-CDM as a hybridsolver closure artifact.
+
+    python -m plugins.lcdm.export RUN_DIR [--out plugins/lcdm/artifacts/<name>.pt]
+                                  [--name lcdm] [--data data/lcdm] [--pairs 1000]
+
+reads ``RUN_DIR/model.pt`` (:mod:`plugins.lcdm.train`), measures the offline
+metrics on the first ``--pairs`` test pairs (:func:`plugins.lcdm.evaluate.offline`),
+and writes a TorchScript artifact whose manifest carries the DNS case of the training
+data, the training command and log, and those metrics.  The artifact is a
+``tendency`` closure for ``navier_stokes2d`` with ``advection = false`` on the 64^2
+unit torus: physical vorticity in, the sampled ``H`` out (float32), every 5 steps by
+default.  The sampler settings ``steps`` (N = 10), ``samples`` (S = 1; S > 1 averages
+S samples per call: the ensemble-mean strategy), ``tau_max`` (0.1), ``tau_min``
+(1e-3) and ``rho`` (7) can be overridden per case (``[plugins.sampler]``).
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+from hybridsolver.case import CaseError
+from hybridsolver.plugin import export
+
+from .data import read_meta, write_truth
+from .registry import ARTIFACTS
+from .evaluate import offline
+from .train import load_model
+
+SAMPLER = {"steps": 10, "samples": 1, "tau_max": 0.1, "tau_min": 1e-3, "rho": 7.0}
+DESCRIPTIONS = {
+    "lcdm": "latent conditional diffusion closure (L-CDM): H = -u.grad(omega) + beta xi sampled given omega "
+            "in a 16x16 latent space",
+    "pcdm": "physical-space conditional diffusion closure (P-CDM): H = -u.grad(omega) + beta xi sampled given "
+            "omega on the 64x64 grid",
+}
+
+
+def manifest(name, kind, latent, record, meta, metrics):
+    """The artifact manifest of a model record (``model.pt``) trained on ``meta``'s dataset."""
+    args = record["args"]
+    command = (f"python -m plugins.lcdm.train --model {args['model']} --config {args['config']} "
+               f"--epochs {args['epochs']} --batch {args['batch']} --lr {args['lr']} --seed {args['seed']}"
+               + (f" --limit {args['limit']}" if args["limit"] else ""))
+    return {
+        "name": name, "version": "1.0", "kind": "closure", "callsite": "tendency",
+        "description": DESCRIPTIONS[kind],
+        "equation": "navier_stokes2d",
+        "grid": {"shape": [64, 64], "length": [1.0, 1.0]},
+        "inputs": [{"field": "vorticity", "space": "physical", "units": "1/time"}],
+        "outputs": [{"field": "vorticity", "space": "physical",
+                     "units": "1/time^2: H = -u.grad(omega) + beta dW/dt (use with equation.advection = false)"}],
+        "dtype": "float32", "devices": ["cpu", "cuda"], "every": 5, "stochastic": True,
+        "noise": [{"name": "init", "shape": ["samples", 1, latent, latent]},
+                  {"name": "increments", "shape": ["samples", "steps", 1, latent, latent]}],
+        "sampler": dict(SAMPLER),
+        "provenance": {
+            "trained": True, "model": args["model"], "config": record["config"],
+            "command": command, "torch": record["torch"],
+            "data": {"dns_case": meta["case"], "generator": "python -m plugins.lcdm.generate",
+                     "trajectories": record["trajectories"], "pairs": record["pairs"],
+                     "coarsening": meta["coarsening"], "record_every_steps": meta["record_every_steps"]},
+            "normalisation": {"omega_scale": record["omega_scale"], "h_scale": record["h_scale"]},
+            "training_log": record["log"][-1] if record["log"] else {},
+            "offline_metrics": metrics,
+        },
+    }
+
+
+def export_run(run_dir, out=None, name=None, data="data/lcdm", pairs=1000):
+    """Export ``run_dir/model.pt``; returns (artifact path, manifest)."""
+    model, record = load_model(os.path.join(run_dir, "model.pt"))
+    kind = record["kind"]
+    name = name or kind
+    out = out or os.path.join(ARTIFACTS, f"{name}.pt")
+    metrics = offline(model, data, pairs=pairs)
+    sampler = model.sampler().eval()
+    written = export(sampler, manifest(name, kind, sampler.latent, record, read_meta(data), metrics), out)
+    return out, written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--name", default=None, help="plugin name (default: lcdm or pcdm)")
+    parser.add_argument("--data", default="data/lcdm")
+    parser.add_argument("--pairs", type=int, default=1000, help="test pairs for the offline metrics")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        path, written = export_run(args.run_dir, args.out, args.name, args.data, args.pairs)
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    print(json.dumps(written["provenance"]["offline_metrics"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Paths of the shipped L-CDM artifacts, registered in the ``hybridsolver.plugins``
+entry-point group (setup.py): cases name them ``lcdm`` and ``pcdm``."""
+import os
+
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts")
+lcdm = os.path.join(ARTIFACTS, "lcdm.pt")
+pcdm = os.path.join(ARTIFACTS, "pcdm.pt")
