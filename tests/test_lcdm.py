@@ -150,8 +150,8 @@ def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(untra
 
 
 def test_ensemble_mean_strategy_averages_the_samples(untrained_artifact):
-    """samples = S: one call returns the mean of S samples, the first of which is the
-    per-sample strategy's sample (the noise streams are the same)."""
+    """samples = S: one call returns the mean of S samples (the sampler key reaches the
+    noise shapes and the module)."""
     fields = {}
     for samples in (1, 4):
         sim = Simulation.from_case(reduced(untrained_artifact, sampler={"samples": samples}), {"ensemble.members": 2})

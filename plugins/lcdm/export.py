@@ -2,6 +2,7 @@
 
     python -m plugins.lcdm.export RUN_DIR [--out plugins/lcdm/artifacts/<name>.pt]
                                   [--name lcdm] [--data data/lcdm] [--pairs 1000]
+    python -m plugins.lcdm.export --truth [--trajectory 90] [--data data/lcdm]
 
 reads ``RUN_DIR/model.pt`` (:mod:`plugins.lcdm.train`), measures the offline
 metrics on the first ``--pairs`` test pairs (:func:`plugins.lcdm.evaluate.offline`),
@@ -12,6 +13,10 @@ unit torus: physical vorticity in, the sampled ``H`` out (float32), every 5 step
 default.  The sampler settings ``steps`` (N = 10), ``samples`` (S = 1; S > 1 averages
 S samples per call: the ensemble-mean strategy), ``tau_max`` (0.1), ``tau_min``
 (1e-3) and ``rho`` (7) can be overridden per case (``[plugins.sampler]``).
+
+``--truth`` writes the closed-loop start and truth of a test trajectory (default: the
+first) into the artifacts folder instead: ``initial_t30.npy``, the initial field of
+``cases/kolmogorov64_lcdm.toml``, and ``truth.nc`` (t = 30, 35, ..., 50).
 """
 import argparse
 import json
@@ -82,7 +87,9 @@ def export_run(run_dir, out=None, name=None, data="data/lcdm", pairs=1000):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="?", help="training run folder (with model.pt)")
+    parser.add_argument("--truth", action="store_true", help="write the closed-loop start and truth instead")
+    parser.add_argument("--trajectory", type=int, default=None, help="test trajectory of --truth")
     parser.add_argument("--out", default=None)
     parser.add_argument("--name", default=None, help="plugin name (default: lcdm or pcdm)")
     parser.add_argument("--data", default="data/lcdm")
@@ -90,7 +97,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if not args.truth and args.run_dir is None:
+        parser.error("give a RUN_DIR or --truth")
     try:
+        if args.truth:
+            print("\n".join(write_truth(args.data, ARTIFACTS, args.trajectory)))
+            return 0
         path, written = export_run(args.run_dir, args.out, args.name, args.data, args.pairs)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)

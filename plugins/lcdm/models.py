@@ -4,8 +4,7 @@ Fields are normalised by scalars fitted on the training set (``omega / omega_sca
 ``H / h_scale``; both have zero mean on the torus).  The diffusion is the
 variance-exploding SDE ``dz = sigma^tau dW``, tau in [0, 1], whose marginal is
 ``z_tau = z_0 + std(tau) eps`` with ``std(tau)^2 = (sigma^(2 tau) - 1) / (2 ln sigma)``;
-the score model is trained by denoising score matching,
-``E || std(tau) s(z_tau, tau | c) + eps ||^2`` with tau uniform on [tau_min, 1].
+the score model is trained by denoising score matching (:func:`denoising_loss`).
 
 - :class:`LatentCDM`: an autoencoder for omega (E_w, D_w), a variational one for H
   (E_H gives a mean and log-variance; D_H), both 64^2 -> 16^2 with one latent
@@ -32,18 +31,25 @@ def marginal_std(tau, sigma: float):
 
 
 def denoising_loss(score, z0, cond_features, sigma, tau_min, generator=None):
-    """Denoising score matching for clean latents ``z0`` (B, 1, n, n): mean over the batch."""
-    tau = tau_min + (1 - tau_min) * torch.rand(z0.shape[0], device=z0.device, generator=generator)
+    """Denoising score matching for clean latents ``z0`` (B, 1, n, n), mean over the batch.
+
+    With the score written through the denoiser, ``s = (D - z) / std^2``, the loss
+    ``lambda(tau) |s - grad log p(z_tau | z_0)|^2`` with ``lambda = std^4`` is the
+    denoising error ``|D(z_0 + std eps) - z_0|^2``.  ``tau`` is log-uniform on
+    [tau_min, 1], so two thirds of the samples fall below tau = 0.1, the range the
+    closed loop samples from.
+    """
+    u = torch.rand(z0.shape[0], device=z0.device, generator=generator)
+    tau = tau_min ** (1 - u)
     std = marginal_std(tau, sigma)
     eps = torch.randn(z0.shape, device=z0.device, generator=generator)
-    s = score(z0 + std[:, None, None, None] * eps, tau, std, cond_features)
-    return ((std[:, None, None, None] * s + eps) ** 2).mean()
+    return ((score.denoise(z0 + std[:, None, None, None] * eps, tau, cond_features) - z0) ** 2).mean()
 
 
 class LatentCDM(nn.Module):
     """The joint L-CDM: two autoencoders and a latent score model (see the module docstring)."""
 
-    def __init__(self, omega_scale, h_scale, widths=(4, 16, 32), score_width=16, modes=4, sigma=25.0):
+    def __init__(self, omega_scale, h_scale, widths=(4, 16, 32), score_width=24, modes=4, sigma=25.0):
         super().__init__()
         self.config = {"kind": "lcdm", "widths": list(widths), "score_width": score_width, "modes": modes,
                        "sigma": sigma}
@@ -83,7 +89,7 @@ class LatentCDM(nn.Module):
 class PhysicalCDM(nn.Module):
     """P-CDM: the score model on the 64^2 normalised fields, conditioned on omega itself."""
 
-    def __init__(self, omega_scale, h_scale, score_width=32, modes=8, sigma=25.0):
+    def __init__(self, omega_scale, h_scale, score_width=24, modes=8, sigma=25.0):
         super().__init__()
         self.config = {"kind": "pcdm", "score_width": score_width, "modes": modes, "sigma": sigma}
         self.omega_scale, self.h_scale, self.sigma = float(omega_scale), float(h_scale), float(sigma)
@@ -138,7 +144,10 @@ class Sampler(nn.Module):
         times = self.times(options["tau_max"], options["tau_min"], steps, options["rho"])
         z = self.std(times[0]) * noise[0].reshape(batch * samples, 1, n, n)
         increments = noise[1].reshape(batch * samples, steps, 1, n, n)
-        ones = torch.ones(batch * samples, device=x.device)
+        # one diffusion time for all rows: the time embedding is computed once and
+        # broadcast, so no row depends on the batch size (small elementwise kernels
+        # such as SiLU on (B, width) take a scalar tail path that depends on B)
+        ones = torch.ones(1, device=x.device)
         for i in range(steps):
             tau, dtau = times[i], times[i] - times[i + 1]
             g2 = self.sigma ** (2 * tau)

@@ -14,9 +14,8 @@ sample's output bits do not depend on the other samples in its batch.
   operator branches, one for the noisy ``z`` (with grid coordinates and Gaussian
   Fourier features of the diffusion time ``tau``), one for the condition ``c`` (with
   grid coordinates), each a 1x1 lift and four Fourier layers, merged by channel
-  concatenation and two 1x1 convolutions.  It returns ``net / std(tau)`` (the score
-  of a VE SDE whose marginal standard deviation is ``std``), so the network output is
-  of order one at every noise level.
+  concatenation and two 1x1 convolutions.  The network estimates the clean latent,
+  and the score of the VE SDE follows from it (:class:`ScoreFNO`).
 """
 import math
 
@@ -186,17 +185,22 @@ class FNOBranch(nn.Module):
 class ScoreFNO(nn.Module):
     """Conditional score on an (n, n) grid: ``forward(z, tau, std, cond_features)``.
 
+    The network is a denoiser: :meth:`denoise` estimates the clean ``z_0`` from the
+    noisy ``z_tau``, and the score is ``(D - z) / std(tau)^2`` (Tweedie's formula).
+    For a closure that is nearly a function of its condition, the denoiser's target
+    hardly depends on ``z`` or ``tau``, which is easier to learn than the noise.
     ``condition(c)`` computes the condition branch once per sample (it does not depend
-    on ``z`` or ``tau``); ``forward`` takes its result.  ``z``, ``c``: (B, 1, n, n);
-    ``tau``, ``std``: (B,).  The time embedding is an MLP (1x1 convs on (B, 2F, 1, 1))
-    of Gaussian Fourier features ``sin, cos(2 pi f tau)``, ``f ~ N(0, fourier_scale^2)``.
+    on ``z`` or ``tau``).  ``z``, ``c``: (B, 1, n, n); ``tau``, ``std``: (B,) or (1,) (one
+    time for the batch).  The time
+    embedding is an MLP of Gaussian Fourier features
+    ``sin, cos(2 pi f tau)``, ``f ~ N(0, fourier_scale^2)``.
     """
 
     def __init__(self, n, width=24, modes=4, features=16, fourier_scale=16.0):
         super().__init__()
         self.register_buffer("coords", grid_coordinates(n, n))
         self.register_buffer("frequencies", fourier_scale * torch.randn(features))
-        self.time = nn.Sequential(PeriodicConv(2 * features, width, k=1), nn.SiLU(), PeriodicConv(width, width, k=1))
+        self.time = nn.Sequential(nn.Linear(2 * features, width), nn.SiLU(), nn.Linear(width, width))
         self.noisy = FNOBranch(width, modes)
         self.cond = FNOBranch(width, modes)
         self.merge = nn.Sequential(PeriodicConv(2 * width, 2 * width, k=1), nn.GELU(), PeriodicConv(2 * width, 1, k=1))
@@ -204,8 +208,12 @@ class ScoreFNO(nn.Module):
     def condition(self, c):
         return self.cond(c, self.coords, torch.zeros(c.shape[0], self.cond.width, 1, 1, device=c.device))
 
-    def forward(self, z, tau, std, cond_features):
+    def denoise(self, z, tau, cond_features):
+        """The denoised estimate of z_0, (B, 1, n, n)."""
         angles = 2 * math.pi * tau[:, None] * self.frequencies[None, :]
-        embedding = self.time(torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)[:, :, None, None])
+        embedding = self.time(torch.cat([torch.sin(angles), torch.cos(angles)], dim=1))[:, :, None, None]
         h = self.noisy(z, self.coords, embedding)
-        return self.merge(torch.cat([h, cond_features], dim=1)) / std[:, None, None, None]
+        return self.merge(torch.cat([h, cond_features], dim=1))
+
+    def forward(self, z, tau, std, cond_features):
+        return (self.denoise(z, tau, cond_features) - z) / (std**2)[:, None, None, None]
