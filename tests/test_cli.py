@@ -128,6 +128,17 @@ def test_initial_condition_file_rows_are_members(tmp_path):
     assert np.allclose(sim.fields()["vorticity"], fields[5:8], rtol=0, atol=1e-14)
 
 
+def test_relative_initial_condition_path_is_read_next_to_the_case(tmp_path, monkeypatch):
+    from hybridsolver import Simulation
+
+    field = np.random.default_rng(1).standard_normal((32, 32))
+    np.save(tmp_path / "w.npy", field)
+    path = write(tmp_path, edit('type = "random_velocity"', 'type = "file"\npath = "w.npy"'))
+    monkeypatch.chdir(tmp_path.parent)  # not the case's folder
+    sim = Simulation.from_case(path, {"ensemble.members": 1})
+    assert np.allclose(sim.fields()["vorticity"][0], field, rtol=0, atol=1e-14)
+
+
 def test_console_script_reports_bad_toml_without_traceback(tmp_path):
     path = write(tmp_path, "this is not toml")
     proc = subprocess.run([sys.executable, "-m", "hybridsolver.cli", "run", path],

@@ -138,15 +138,15 @@ def reduced(artifact, **plugin):
 
 def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(untrained_artifact):
     member, runs = 5, {}
-    for members, max_batch in [(8, 1), (8, 3), (8, 8), (1, 1)]:
+    for members, max_batch, repeat in [(8, 8, 0), (8, 1, 0), (8, 3, 0), (1, 1, 0), (8, 8, 1)]:
         overrides = {"ensemble.members": members, "plugins.0.max_batch": max_batch}
         if members == 1:
             overrides["ensemble.first_member"] = member
         sim = Simulation.from_case(reduced(untrained_artifact), overrides)
         sim.advance(10)
-        runs[(members, max_batch)] = sim.state[member if members == 8 else 0].copy()
+        runs[(members, max_batch, repeat)] = sim.state[member if members == 8 else 0].copy()
     for key, state in runs.items():
-        assert np.array_equal(state, runs[(8, 8)]), key
+        assert np.array_equal(state, runs[(8, 8, 0)]), key
 
 
 def test_ensemble_mean_strategy_averages_the_samples(untrained_artifact):

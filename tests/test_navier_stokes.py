@@ -187,3 +187,24 @@ def test_forced_laminar_flow_from_rest_on_a_rectangle(case, forcing, length, sha
     lam = nu * k2 + mu
     exact = f * (1 - np.exp(-lam * sim.time)) / lam
     assert np.abs(sim.fields()["vorticity"][0] - exact).max() < 1e-5 * np.abs(exact).max()
+
+
+def test_without_advection_the_step_is_the_linear_crank_nicolson_map(case):
+    """advection = false: w+ = (1 + dt L/2)/(1 - dt L/2) w + dt F(f)/(1 - dt L/2), exactly."""
+    case["grid"]["shape"] = [32, 32]
+    case["equation"]["advection"] = False
+    case["time"]["scheme"] = "cn"
+    sim = Simulation.from_case(case)
+    w0 = sim.state.copy()
+    sim.advance(10)
+    eq, dt = sim.equation, sim.dt
+    a = (1 + 0.5 * dt * eq.linear) / (1 - 0.5 * dt * eq.linear)
+    b = dt / (1 - 0.5 * dt * eq.linear)
+    expected = w0.copy()
+    for _ in range(10):
+        expected = a * expected + b * eq.forcing_hat
+    assert np.allclose(sim.state, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    case["equation"]["advection"] = True
+    with_advection = Simulation.from_case(case)
+    with_advection.advance(10)
+    assert not np.allclose(with_advection.state, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
