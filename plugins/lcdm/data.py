@@ -31,9 +31,9 @@ def _datasets(folder, split):
     lo, hi = meta[f"{split}_members"]
     out = []
     for path in sorted(glob.glob(os.path.join(folder, "batch_*.nc"))):
-        ds = xr.load_dataset(path)
-        if lo <= int(ds.trajectory[0]) <= hi:
-            out.append(ds)
+        with xr.open_dataset(path) as ds:
+            if lo <= int(ds.trajectory[0]) <= hi:
+                out.append(ds.load())
     if not out:
         raise CaseError(f"{folder}: no {split} trajectories generated yet (members {lo}..{hi})")
     return meta, out
