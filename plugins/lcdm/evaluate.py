@@ -39,6 +39,7 @@ from hybridsolver import Simulation
 from hybridsolver.case import CaseError
 
 from .data import load_pairs
+from .models import SAMPLER
 from .registry import ARTIFACTS
 from .train import load_model
 
@@ -66,7 +67,7 @@ def generate(model, omega, seed=0, steps=10, tau_max=1.0, batch=100):
     sampler = model.sampler().eval()
     n = sampler.latent
     generator = torch.Generator().manual_seed(seed)
-    options = {"tau_max": tau_max, "tau_min": 1e-3, "rho": 7.0}
+    options = {k: float(v) for k, v in SAMPLER.items()} | {"tau_max": tau_max}
     z_all, h_all = [], []
     with torch.inference_mode():
         for lo in range(0, len(omega), batch):
@@ -75,7 +76,7 @@ def generate(model, omega, seed=0, steps=10, tau_max=1.0, batch=100):
                      torch.randn(len(x), 1, steps, 1, n, n, generator=generator)]
             z = sampler.sample_latent(x, noise, options)
             z_all.append(z.numpy())
-            h_all.append((sampler.decoder(z) * sampler.h_scale).numpy())
+            h_all.append(sampler.decode(z).numpy())
     return np.concatenate(z_all), np.concatenate(h_all)
 
 
@@ -149,7 +150,7 @@ def cost_per_sample(artifacts, batch=64, steps=10, repeats=5):
         inputs[name] = (torch.randn(batch, 1, 64, 64, generator=generator),
                         [torch.randn(batch, 1, 1, n, n, generator=generator),
                          torch.randn(batch, 1, steps, 1, n, n, generator=generator)])
-    options = {"tau_max": 0.1, "tau_min": 1e-3, "rho": 7.0}
+    options = {k: float(v) for k, v in SAMPLER.items()}  # the plugin's Dict[str, float]
     times = {name: [] for name in artifacts}
     with torch.inference_mode():
         for name in artifacts:  # warm-up

@@ -31,9 +31,9 @@ from hybridsolver.plugin import export
 from .data import read_meta, write_truth
 from .registry import ARTIFACTS
 from .evaluate import offline
+from .models import SAMPLER
 from .train import load_model
 
-SAMPLER = {"steps": 10, "samples": 1, "tau_max": 0.1, "tau_min": 1e-3, "rho": 7.0}
 DESCRIPTIONS = {
     "lcdm": "latent conditional diffusion closure (L-CDM): H = -u.grad(omega) + beta xi sampled given omega "
             "in a 16x16 latent space",

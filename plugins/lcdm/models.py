@@ -25,6 +25,10 @@ from torch import nn
 from .nets import Decoder, Encoder, ScoreFNO
 
 
+TAU_MIN = 1e-3  # smallest diffusion time, in training and sampling
+SAMPLER = {"steps": 10, "samples": 1, "tau_max": 0.1, "tau_min": TAU_MIN, "rho": 7.0}  # closed-loop defaults
+
+
 def marginal_std(tau, sigma: float):
     """std(tau) of the VE SDE dz = sigma^tau dW started at tau = 0 (tensor in, tensor out)."""
     return torch.sqrt((sigma ** (2 * tau) - 1) / (2 * math.log(sigma)))
@@ -68,7 +72,7 @@ class LatentCDM(nn.Module):
         moments = self.enc_h(h)
         return moments[:, :1], moments[:, 1:].clamp(-20.0, 10.0)
 
-    def losses(self, omega, h, tau_min=1e-3, generator=None):
+    def losses(self, omega, h, tau_min=TAU_MIN, generator=None):
         """The loss terms on a batch of normalised fields (B, 1, 64, 64):
         {'rec_h', 'rec_w', 'score', 'kl'}, each a scalar tensor (means per element)."""
         mean, logvar = self.encode_h(h)
@@ -98,7 +102,7 @@ class PhysicalCDM(nn.Module):
     def parts(self):
         return {"score": list(self.score.parameters())}
 
-    def losses(self, omega, h, tau_min=1e-3, generator=None):
+    def losses(self, omega, h, tau_min=TAU_MIN, generator=None):
         return {"score": denoising_loss(self.score, h, self.score.condition(omega), self.sigma, tau_min, generator)}
 
     def sampler(self):
@@ -132,8 +136,12 @@ class Sampler(nn.Module):
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
         batch, samples = x.shape[0], noise[1].shape[1]
-        h = self.decoder(self.sample_latent(x, noise, options)) * self.h_scale
+        h = self.decode(self.sample_latent(x, noise, options))
         return h.reshape(batch, samples, 1, x.shape[2], x.shape[3]).mean(dim=1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """H in physical units (rows, 1, 64, 64) of latents (rows, 1, n, n)."""
+        return self.decoder(z) * self.h_scale
 
     def sample_latent(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
         """The S samples per member of the latent (normalised) H, (B S, 1, n, n), member-major."""

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from hybridsolver.case import CaseError
 
 from .data import load_pairs
-from .models import LatentCDM, PhysicalCDM, denoising_loss
+from .models import TAU_MIN, LatentCDM, PhysicalCDM, denoising_loss
 
 MODELS = ("joint", "two-phase", "pcdm")
 WEIGHTS = {"rec_h": 10.0, "rec_w": 0.1, "score": 0.1, "kl": 0.01}
@@ -74,7 +74,7 @@ def phase_loss(model, phase, omega, h, generator):
     """(weighted loss, {term: value}) of one minibatch in ``phase``."""
     if phase == "score" and isinstance(model, LatentCDM):
         # frozen autoencoders: omega and h are the precomputed latents
-        terms = {"score": denoising_loss(model.score, h, model.score.condition(omega), model.sigma, 1e-3, generator)}
+        terms = {"score": denoising_loss(model.score, h, model.score.condition(omega), model.sigma, TAU_MIN, generator)}
     else:
         terms = model.losses(omega, h, generator=generator)
         if phase == "autoencoders":
