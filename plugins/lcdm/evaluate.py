@@ -3,6 +3,7 @@
     python -m plugins.lcdm.evaluate [--runs joint two-phase pcdm] [--data data/lcdm]
         [--artifacts plugins/lcdm/artifacts] [--members 16] [--samples 4]
         [--seed 0] [--out runs/lcdm/evaluate] [--skip-closed-loop]
+        [--strategies none advection lcdm lcdm-mean pcdm]
 
 Offline (:func:`offline`), on test pairs spread over the test trajectories: the
 reconstruction ``D_H(E_H(H))``, the generated latent (against ``E_H(H)``) and the
@@ -46,6 +47,7 @@ from .train import load_model
 REDUCED_CASE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "cases", "kolmogorov64_lcdm.toml")
 TRUTH_TIMES = (35.0, 40.0, 45.0, 50.0)
+STRATEGIES = ("none", "advection", "lcdm", "lcdm-mean", "pcdm")  # --strategies keys
 
 
 def metrics(truth, estimate):
@@ -237,6 +239,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/lcdm/evaluate")
     parser.add_argument("--skip-closed-loop", action="store_true")
+    parser.add_argument("--strategies", nargs="*", choices=STRATEGIES, default=list(STRATEGIES),
+                        help="closed-loop runs to make (default all; the cost ratios need lcdm and pcdm)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -256,19 +260,21 @@ def main(argv=None):
                      if os.path.exists(os.path.join(args.artifacts, f"{name}.pt"))}
         every = len(times)
         pcdm_times = int(np.sum(times <= args.pcdm_horizon + 1e-9))
-        strategies = {"no correction": (None, 1, False, every), "64² advection (no closure)": (None, 1, True, every)}
-        if "lcdm" in artifacts:
-            strategies["lcdm per-sample"] = (artifacts["lcdm"], 1, False, every)
-            strategies[f"lcdm ensemble-mean ({args.samples})"] = (artifacts["lcdm"], args.samples, False, every)
-        if "pcdm" in artifacts:
-            strategies["pcdm per-sample"] = (artifacts["pcdm"], 1, False, pcdm_times)
+        runs = {"none": ("no correction", None, 1, False, every),
+                "advection": ("64² advection (no closure)", None, 1, True, every),
+                "lcdm": ("lcdm per-sample", artifacts.get("lcdm"), 1, False, every),
+                "lcdm-mean": (f"lcdm ensemble-mean ({args.samples})", artifacts.get("lcdm"), args.samples, False,
+                              every),
+                "pcdm": ("pcdm per-sample", artifacts.get("pcdm"), 1, False, pcdm_times)}
+        strategies = {name: rest for key, (name, *rest) in runs.items()
+                      if key in args.strategies and (key not in ("lcdm", "lcdm-mean", "pcdm") or rest[0])}
         results = {}
         for name, (plugin, samples, advection, count) in strategies.items():
             print(f"closed loop: {name}", flush=True)
             case = reduced_case(args.members, initial, plugin, samples, args.seed, advection)
             results[name] = closed_loop(case, times[:count], truth[:count])
         summary = {name: {k: v for k, v in res.items() if k != "fields"} for name, res in results.items()}
-        if len(artifacts) == 2:
+        if "lcdm per-sample" in results and "pcdm per-sample" in results:
             costs = cost_per_sample(artifacts)
             summary["cost_per_sample_s"] = costs
             summary["cost_ratio_pcdm_over_lcdm"] = costs["pcdm"] / costs["lcdm"]

@@ -29,14 +29,18 @@ def groups(channels):
     return math.gcd(8, channels)
 
 
+INFERENCE_CHUNK = 8  # samples per oneDNN convolution call in CPU inference
+
+
 class PeriodicConv(nn.Module):
     """A k x k convolution with circular padding, (B, C_in, ny, nx) -> (B, C_out, ny/stride, nx/stride).
 
-    In training, and on CUDA, it is ``F.conv2d``.  In inference on the CPU it runs
-    ATen's im2col + GEMM convolution, which computes each sample alone: oneDNN's
-    kernels (``F.conv2d`` on the CPU) pick their blocking by batch size, so a
-    sample's bits would change with the batch, and the host's contract is that
-    batching never changes a member (DESIGN.md section 4).
+    In training, and on CUDA, it is one ``F.conv2d`` call.  In inference on the CPU
+    the batch is cut into chunks of ``INFERENCE_CHUNK`` samples (the last one padded
+    with zeros), one call each: oneDNN picks its kernels by the batch size, so a
+    sample's bits would otherwise change with the batch, and the host's contract is
+    that batching never changes a member (DESIGN.md section 4).  With a fixed chunk
+    every sample goes through the same kernel whatever the batch.
     """
 
     def __init__(self, cin, cout, k=3, stride=1):
@@ -45,14 +49,19 @@ class PeriodicConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.k, self.stride, self.pad = k, stride, (k - 1) // 2
+        self.chunk = INFERENCE_CHUNK
 
     def forward(self, x):
         if self.pad:
             x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode="circular")
         if self.training or x.is_cuda:
             return F.conv2d(x, self.weight, self.bias, self.stride)
-        return torch.ops.aten._slow_conv2d_forward(x, self.weight, [self.k, self.k], self.bias,
-                                                   [self.stride, self.stride], [0, 0])
+        rows = x.shape[0]
+        missing = -rows % self.chunk
+        if missing:
+            x = torch.cat([x, torch.zeros([missing, x.shape[1], x.shape[2], x.shape[3]], dtype=x.dtype)])
+        chunks = [F.conv2d(chunk, self.weight, self.bias, self.stride) for chunk in x.split(self.chunk)]
+        return torch.cat(chunks)[:rows]
 
 
 class ResBlock(nn.Module):
