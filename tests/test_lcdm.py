@@ -211,3 +211,16 @@ def test_offline_evaluation_is_reproducible_with_its_seed(tiny_dataset, tmp_path
 def test_train_without_data_exits_2(tmp_path, capsys):
     assert train.main(["--model", "joint", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")]) == 2
     assert "no dataset here" in capsys.readouterr().err
+
+
+def test_offline_metrics_and_paired_difference():
+    """D_RE and D_MSE as the paper defines them, per row; the paired difference of two models."""
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((5, 1, 8, 8))
+    estimate = truth.copy()
+    estimate[0] *= 1.1  # 10% off in row 0 only
+    m = evaluate.metrics(truth, estimate)
+    assert m["D_RE"] == pytest.approx(0.1 / 5)
+    assert m["D_MSE"] == pytest.approx(0.01 * (truth[0] ** 2).sum() / truth.size)
+    diff, error = evaluate.paired_difference([0.1, 0.2, 0.3], [0.2, 0.2, 0.2])
+    assert diff == pytest.approx(-0.0) and error == pytest.approx(0.1 / np.sqrt(3))

@@ -79,7 +79,7 @@ def export_run(run_dir, out=None, name=None, data="data/lcdm", pairs=1000):
     kind = record["kind"]
     name = name or kind
     out = out or os.path.join(ARTIFACTS, f"{name}.pt")
-    metrics = offline(model, data, pairs=pairs)
+    metrics = {k: v for k, v in offline(model, data, pairs=pairs).items() if k != "physical_D_RE_pairs"}
     sampler = model.sampler().eval()
     written = export(sampler, manifest(name, kind, sampler.latent, record, read_meta(data), metrics), out)
     return out, written
