@@ -9,7 +9,7 @@ import xarray as xr
 from hybridsolver import Simulation, fft
 from hybridsolver.grid import Grid, coarsen
 from hybridsolver.plugin import export
-from hybridsolver_plugins.lcdm import evaluate, generate, train
+from hybridsolver_plugins.lcdm import evaluate, generate, registry, train
 from hybridsolver_plugins.lcdm.data import load_pairs
 from hybridsolver_plugins.lcdm.export import manifest as lcdm_manifest
 from hybridsolver_plugins.lcdm.models import LatentCDM
@@ -136,13 +136,19 @@ def reduced(artifact, **plugin):
     return case
 
 
-def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(untrained_artifact):
+@pytest.fixture(params=["untrained", "lcdm", "pcdm"])
+def closure_artifact(request, untrained_artifact):
+    """An untrained L-CDM export, and the shipped L-CDM and P-CDM artifacts."""
+    return untrained_artifact if request.param == "untrained" else getattr(registry, request.param)
+
+
+def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(closure_artifact):
     member, runs = 5, {}
     for members, max_batch, repeat in [(8, 8, 0), (8, 1, 0), (8, 3, 0), (1, 1, 0), (8, 8, 1)]:
         overrides = {"ensemble.members": members, "plugins.0.max_batch": max_batch}
         if members == 1:
             overrides["ensemble.first_member"] = member
-        sim = Simulation.from_case(reduced(untrained_artifact), overrides)
+        sim = Simulation.from_case(reduced(closure_artifact), overrides)
         sim.advance(10)
         runs[(members, max_batch, repeat)] = sim.state[member if members == 8 else 0].copy()
     for key, state in runs.items():
