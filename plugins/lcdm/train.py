@@ -13,8 +13,8 @@
 
 Adam (lr 1e-3), minibatches shuffled by a generator seeded from ``seed``, the phase
 and the epoch.  ``--config cpu`` (the default) takes minibatches of 32 pairs for 6
-epochs: on this 2-core machine, with two trainings running, a joint epoch over 8,000
-pairs costs about 7 minutes (55 ms per pair; P-CDM about 90 ms), and smaller
+epochs: on this 2-core machine, with two trainings running, an epoch over 8,000 pairs
+costs about 6.5 minutes (about 50 ms per pair for joint and for P-CDM), and smaller
 minibatches give more optimizer steps for that cost; ``--config paper`` takes the
 paper's 200.  The run folder gets ``checkpoint.pt`` after every epoch (a
 rerun of the same command continues from it), ``log.jsonl`` (one line per epoch:
