@@ -48,7 +48,7 @@ class PeriodicConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(cout, cin, k, k))
         self.bias = nn.Parameter(torch.zeros(cout))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        self.k, self.stride, self.pad = k, stride, (k - 1) // 2
+        self.stride, self.pad = stride, (k - 1) // 2
         self.chunk = INFERENCE_CHUNK
 
     def forward(self, x):
@@ -200,8 +200,7 @@ class ScoreFNO(nn.Module):
     hardly depends on ``z`` or ``tau``, which is easier to learn than the noise.
     ``condition(c)`` computes the condition branch once per sample (it does not depend
     on ``z`` or ``tau``).  ``z``, ``c``: (B, 1, n, n); ``tau``, ``std``: (B,) or (1,) (one
-    time for the batch).  The time
-    embedding is an MLP of Gaussian Fourier features
+    time for the batch).  The time embedding is an MLP of Gaussian Fourier features
     ``sin, cos(2 pi f tau)``, ``f ~ N(0, fourier_scale^2)``.
     """
 
