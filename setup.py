@@ -22,7 +22,8 @@ setup(
         "matplotlib>=3.5",  # closed-loop plots of plugins/lcdm/evaluate
     ],
     extras_require={
-        "test": ["pytest>=7", "jax>=0.4.20", "jax-cfd>=0.2.1"],
+        # pyqg 0.7.2 builds only with Cython<3 and numpy<2: install with PIP_CONSTRAINT=.ci/constraints.txt
+        "test": ["pytest>=7", "jax>=0.4.20", "jax-cfd>=0.2.1", "pyqg==0.7.2"],
     },
     entry_points={
         "console_scripts": ["hybridsolver = hybridsolver.cli:main"],

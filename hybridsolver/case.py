@@ -103,7 +103,9 @@ INITIAL_CONDITIONS = {
     "random_velocity": {"peak_wavenumber": Field("float", 4.0, positive=True),
                         "max_velocity": Field("float", 7.0, positive=True)},
     "taylor_green": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 2.0)},
-    "file": {"path": Field("str"), "variable": Field("str", "vorticity")},
+    "pyqg_random": {"amplitude": Field("float", 1e-7, minimum=0.0), "zonal_amplitude": Field("float", 1e-6,
+                                                                                              minimum=0.0)},
+    "file": {"path": Field("str"), "variable": Field("str", None)},
 }
 EQUATION_KEYS = {
     "navier_stokes2d": {
@@ -112,8 +114,20 @@ EQUATION_KEYS = {
         "filterfac": Field("float", 23.6, positive=True),
         "advection": Field("bool", True),
     },
+    # pyqg's QGModel keywords and defaults (SI units); grid.length is (W, L)
+    "qg2layer": {
+        "beta": Field("float", 1.5e-11), "rd": Field("float", 15000.0, positive=True),
+        "delta": Field("float", 0.25, positive=True), "H1": Field("float", 500.0, positive=True),
+        "U1": Field("float", 0.025), "U2": Field("float", 0.0), "rek": Field("float", 5.787e-7, minimum=0.0),
+        "filterfac": Field("float", 23.6, positive=True),
+    },
 }
-EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS}}
+EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None}, "qg2layer": {}}
+# initial-condition types each equation accepts
+EQUATION_INITIAL = {"navier_stokes2d": ("gaussian_random_field", "random_velocity", "taylor_green", "file"),
+                    "qg2layer": ("pyqg_random", "file")}
+# defaults that differ by equation: {(section, key): value}
+EQUATION_DEFAULTS = {"qg2layer": {("grid", "dealias"): "exponential", ("time", "scheme"): "ab3"}}
 TWO_PI = 2 * math.pi
 SECTIONS = {
     "grid": {"shape": Field("int", length=2, minimum=4), "length": Field("float", [TWO_PI, TWO_PI], length=2,
@@ -201,20 +215,26 @@ def validate(raw, source="case"):
     if not isinstance(eq, dict):
         raise CaseError(f"equation: expected a table, got {eq!r}")
     name = Field("str", choices=tuple(EQUATION_KEYS)).check("equation.name", eq.get("name", "<missing>"))
-    tables = EQUATION_TABLES[name] | {"stochastic_forcing": None}
+    tables = EQUATION_TABLES[name]
     scalar_spec = {"name": Field("str")} | EQUATION_KEYS[name]
     unknown = sorted(set(eq) - set(scalar_spec) - set(tables))
     if unknown:
         raise CaseError(f"equation.{unknown[0]}: unknown key (expected one of: "
                         f"{', '.join(list(scalar_spec) + list(tables))})")
     data["equation"] = _table(scalar_spec, {k: v for k, v in eq.items() if k in scalar_spec}, "equation")
-    for table, kinds in EQUATION_TABLES[name].items():
-        data["equation"][table] = _typed_table(kinds, eq.get(table, {"type": "none"}), f"equation.{table}")
-    data["equation"]["stochastic_forcing"] = _table(STOCHASTIC_FORCING, eq.get("stochastic_forcing", {}),
-                                                    "equation.stochastic_forcing")
+    for table, kinds in tables.items():
+        if table == "stochastic_forcing":
+            data["equation"][table] = _table(STOCHASTIC_FORCING, eq.get(table, {}), "equation.stochastic_forcing")
+        else:
+            data["equation"][table] = _typed_table(kinds, eq.get(table, {"type": "none"}), f"equation.{table}")
     for section, spec in SECTIONS.items():
-        data[section] = _table(spec, raw.get(section, {}), section)
-    data["initial_condition"] = _typed_table(INITIAL_CONDITIONS, raw["initial_condition"], "initial_condition")
+        given = raw.get(section, {})
+        if isinstance(given, dict):
+            defaults = {k: v for (sec, k), v in EQUATION_DEFAULTS.get(name, {}).items() if sec == section}
+            given = defaults | given
+        data[section] = _table(spec, given, section)
+    kinds = {k: v for k, v in INITIAL_CONDITIONS.items() if k in EQUATION_INITIAL[name]}
+    data["initial_condition"] = _typed_table(kinds, raw["initial_condition"], "initial_condition")
     data["plugins"] = _plugins(raw.get("plugins", []))
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):

@@ -80,12 +80,30 @@ if _threads_lib is not None:
     _threads_lib.fftw_plan_with_nthreads.argtypes = [_int]
 
 
+@numba.njit
+def forward_slab(rows, columns, src, dst):
+    """One member's forward transform from address ``src`` (real) to ``dst`` (complex):
+    real row transforms, then column transforms in place (a zero columns plan, for 1D
+    grids, is skipped).  Callable from other numba functions (not cacheable: it calls
+    FFTW through ctypes)."""
+    _exec_r2c(rows, src, dst)
+    if columns:
+        _exec_dft(columns, dst, dst)
+
+
+@numba.njit
+def inverse_slab(rows, columns, src, dst):
+    """One member's unnormalised inverse from address ``src`` (complex, destroyed) to
+    ``dst`` (real): column transforms in place, then real row transforms."""
+    if columns:
+        _exec_dft(columns, src, src)
+    _exec_c2r(rows, src, dst)
+
+
 def _member_loop(forward, parallel):
     """A numba function applying (rows plan, columns plan) to every member.
 
-    Forward: real row transforms src -> dst, then column transforms in place in dst.
-    Inverse: column transforms in place in src, then real row transforms src -> dst.
-    A zero columns plan (1D grids) is skipped.  The caller checks shapes and alignment.
+    The caller checks shapes and alignment.
     """
 
     @numba.njit(parallel=parallel)
@@ -95,13 +113,9 @@ def _member_loop(forward, parallel):
         for m in numba.prange(src.shape[0]):
             s, d = src0 + m * src_stride, dst0 + m * dst_stride
             if forward:
-                _exec_r2c(rows, s, d)
-                if columns:
-                    _exec_dft(columns, d, d)
+                forward_slab(rows, columns, s, d)
             else:
-                if columns:
-                    _exec_dft(columns, s, s)
-                _exec_c2r(rows, s, d)
+                inverse_slab(rows, columns, s, d)
 
     return run
 
@@ -149,9 +163,12 @@ def float_view(a):
     """Float64 view ``(..., 2 n)`` of a complex128 array ``(..., n)``, as (re, im) pairs.
 
     Numba kernels take spectra this way: it vectorises real arithmetic far better than
-    complex arithmetic.
+    complex arithmetic.  Arrays with more than three axes (layered states
+    ``(M, layers, ny, n)``) are viewed as ``(M layers, ny, 2 n)``, so kernels written for
+    ``(M, ny, 2 n)`` with per-row coefficients apply to every layer.
     """
-    return a.view(np.float64)
+    f = a.view(np.float64)
+    return f.reshape((-1,) + f.shape[-2:]) if f.ndim > 3 else f
 
 
 def zeros(shape, dtype):
@@ -209,14 +226,16 @@ class RealTransforms:
     ``(M, *spectral_shape(shape))``; both C-contiguous and allocated with :func:`empty`.
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, threads=None):
         if len(shape) not in (1, 2):
             raise ValueError(f"transforms are for 1D or 2D grids, got shape {shape}")
         self.shape = tuple(int(n) for n in shape)
         self.spectral_shape = spectral_shape(self.shape)
         self.size = int(np.prod(self.shape))
         # numba's thread count (NUMBA_NUM_THREADS, default: the CPUs this process may use)
-        self.threads = numba.config.NUMBA_NUM_THREADS if self.size >= THREADED_POINTS else 1
+        if threads is None:
+            threads = numba.config.NUMBA_NUM_THREADS if self.size >= THREADED_POINTS else 1
+        self.threads = int(threads)
         self._rows = {kind: _plan(kind, self.shape, self.threads) for kind in ("rows_r2c", "rows_c2r")}
         self._columns = {}
 
@@ -228,6 +247,14 @@ class RealTransforms:
         if key not in self._columns:
             self._columns[key] = _plan(kind, self.shape, self.threads, columns)
         return self._columns[key]
+
+    def plans(self, forward, columns=None):
+        """``(rows, columns)`` plan pointers for :func:`forward_slab` / :func:`inverse_slab`
+        (all columns unless ``columns``; a zero columns plan for 1D grids)."""
+        n_columns = self.spectral_shape[-1]
+        columns = n_columns if columns is None else min(int(columns), n_columns)
+        rows = self._rows["rows_r2c" if forward else "rows_c2r"]
+        return rows, self._columns_plan("columns_forward" if forward else "columns_backward", columns)
 
     def bind(self, forward, src, dst, columns=None):
         """A no-argument function running one transform on these arrays, checked once.
@@ -245,10 +272,7 @@ class RealTransforms:
                              f"and {cplx.shape} {cplx.dtype}")
         if real.ctypes.data % ALIGNMENT or cplx.ctypes.data % ALIGNMENT:
             raise ValueError(f"arrays must be {ALIGNMENT}-byte aligned (allocate with fft.empty)")
-        n_columns = self.spectral_shape[-1]
-        columns = n_columns if columns is None else min(int(columns), n_columns)
-        rows = self._rows["rows_r2c" if forward else "rows_c2r"]
-        cols = self._columns_plan("columns_forward" if forward else "columns_backward", columns)
+        rows, cols = self.plans(forward, columns)
         # members in parallel only where the plans themselves are single-threaded
         run = _RUNNERS[forward, self.threads == 1 and src.shape[0] > 1]
         return lambda: run(rows, cols, src, dst)
@@ -286,9 +310,13 @@ class RealTransforms:
 _transforms = {}
 
 
-def transforms(shape):
-    """The shared :class:`RealTransforms` for a grid shape (planned once per process)."""
-    key = tuple(int(n) for n in shape)
+def transforms(shape, threads=None):
+    """The shared :class:`RealTransforms` for a grid shape (planned once per process).
+
+    ``threads`` fixes the plans' thread count; by default it follows the grid size
+    (``THREADED_POINTS``).
+    """
+    key = (tuple(int(n) for n in shape), threads)
     if key not in _transforms:
-        _transforms[key] = RealTransforms(key)
+        _transforms[key] = RealTransforms(key[0], threads)
     return _transforms[key]

@@ -1,4 +1,5 @@
-"""Initial vorticity fields for ``navier_stokes2d``: (M, ny, nx) physical arrays.
+"""Initial fields: (M, ny, nx) vorticity for ``navier_stokes2d``, (M, 2, ny, nx) PV for
+``qg2layer``.
 
 Random fields are drawn from each member's ``initial_condition`` stream
 (``hybridsolver.rng``), so member m's field is the same in any ensemble.  White noise
@@ -20,8 +21,12 @@ in integer wavenumbers), so the dealiased dynamics resolve them without aliasing
 - ``taylor_green``: ``omega = A sin(kx x) sin(ky y)`` with ``k = 2 pi n / L``: the stream
   function is proportional to omega, so advection vanishes and the exact solution
   decays as ``exp(-(nu |k|^2 + mu) t)``.
-- ``file``: a ``.npy`` array or a netCDF variable (default ``vorticity``), shaped
-  ``(ny, nx)`` (the same for every member) or ``(rows, ny, nx)`` with row m for member m.
+- ``pyqg_random``: pyqg's ``QGModel`` start, ``q1 = amplitude r(y, x) + zonal_amplitude
+  s(x)`` and ``q2 = 0`` with ``r``, ``s`` uniform on [0, 1) from the member's stream
+  (pyqg draws them from numpy's global state).
+- ``file``: a ``.npy`` array or a netCDF variable (default: the equation's field name),
+  shaped as one member's field (the same for every member), e.g. ``(ny, nx)``, or with
+  a leading row axis, row m for member m.
 """
 import os
 
@@ -73,8 +78,16 @@ def taylor_green(grid, members, wavenumber=1, amplitude=2.0):
     return np.broadcast_to(field, (len(members),) + grid.shape).copy()
 
 
-def from_file(grid, members, path, variable="vorticity", key="initial_condition.path"):
-    """Load and shape-check an initial field; errors name the file and key."""
+def pyqg_random(grid, seed, members, amplitude=1e-7, zonal_amplitude=1e-6):
+    out = np.zeros((len(members), 2) + grid.shape)
+    for row, member in enumerate(members):
+        gen = rng.generator(seed, member, "initial_condition")
+        out[row, 0] = amplitude * gen.random(grid.shape) + zonal_amplitude * gen.random((1, grid.nx))
+    return out
+
+
+def from_file(grid, members, path, variable, shape, key="initial_condition.path"):
+    """Load and check an initial field of one member's ``shape``; errors name the file and key."""
     if not os.path.exists(path):
         raise CaseError(f"{key}: file '{path}' does not exist")
     try:
@@ -92,23 +105,25 @@ def from_file(grid, members, path, variable="vorticity", key="initial_condition.
     except Exception as exc:  # unreadable or wrong format
         raise CaseError(f"{key}: cannot read '{path}' as .npy or netCDF ({exc.__class__.__name__})")
     data = np.asarray(data, dtype=np.float64)
-    if data.shape == grid.shape:
-        data = np.broadcast_to(data, (len(members),) + grid.shape)
-    elif data.ndim == 3 and data.shape[0] > max(members) and data.shape[1:] == grid.shape:
+    shape = tuple(shape)
+    if data.shape == shape:
+        data = np.broadcast_to(data, (len(members),) + shape)
+    elif data.ndim == len(shape) + 1 and data.shape[0] > max(members) and data.shape[1:] == shape:
         data = data[np.asarray(members)]  # row m is member m's field
     else:
-        raise CaseError(f"{key}: '{path}' holds shape {data.shape}, expected {grid.shape} or "
-                        f"(members, {grid.shape[0]}, {grid.shape[1]}) with a row for member {max(members)}")
+        raise CaseError(f"{key}: '{path}' holds shape {data.shape}, expected {shape} or "
+                        f"(members, {', '.join(map(str, shape))}) with a row for member {max(members)}")
     if not np.all(np.isfinite(data)):
         raise CaseError(f"{key}: '{path}' contains NaN or Inf")
     return np.array(data)
 
 
-def make_initial(spec, grid, seed, members, case_dir=None):
-    """Initial vorticity (M, ny, nx) for the case's ``[initial_condition]`` table.
+def make_initial(spec, grid, seed, members, case_dir=None, field="vorticity", shape=None):
+    """The initial ``field``, (M, *shape), for the case's ``[initial_condition]`` table.
 
-    A relative ``file`` path is read from the working directory, or else from the case
-    file's folder ``case_dir``.
+    ``shape`` is one member's field shape (default ``grid.shape``).  A relative ``file``
+    path is read from the working directory, or else from the case file's folder
+    ``case_dir``.
     """
     params = {k: v for k, v in spec.items() if k != "type"}
     path = params.get("path")
@@ -121,4 +136,7 @@ def make_initial(spec, grid, seed, members, case_dir=None):
         return random_velocity(grid, seed, members, **params)
     if kind == "taylor_green":
         return taylor_green(grid, members, **params)
-    return from_file(grid, members, **params)
+    if kind == "pyqg_random":
+        return pyqg_random(grid, seed, members, **params)
+    params["variable"] = params.get("variable") or field
+    return from_file(grid, members, shape=shape or grid.shape, **params)

@@ -1,6 +1,7 @@
 """The run directory: ``case.toml``, ``fields.nc``, ``diagnostics.nc``, ``summary.json``.
 
-``fields.nc`` has dims ``(member, time, y, x)`` with one variable per field;
+``fields.nc`` has dims ``(member, time, y, x)`` with one variable per field, and
+``(member, time, layer, y, x)`` for layered fields (``qg2layer``'s ``q``);
 ``diagnostics.nc`` has per-member scalars ``(member, time)`` and isotropic spectra
 ``(member, time, k)``.  Both grow along an unlimited ``time`` axis.  Each write opens
 the file, appends and closes it, so between writes the file on disk is complete;
@@ -62,8 +63,12 @@ class RunWriter:
             ds.createVariable("y", "f8", ("y",))[:] = g.y
             ds.createVariable("x", "f8", ("x",))[:] = g.x
             for name in self.sim.equation.fields:
-                ds.createVariable(name, "f8", ("member", "time", "y", "x"),
-                                  chunksizes=(1, 1, g.ny, g.nx))
+                shape = self.sim.field_shape(name)
+                if len(shape) == 3 and "layer" not in ds.dimensions:
+                    ds.createDimension("layer", shape[0])
+                    ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
+                dims = ("member", "time") + ("layer",) * (len(shape) == 3) + ("y", "x")
+                ds.createVariable(name, "f8", dims, chunksizes=(1, 1) + shape)
 
     def _create_diagnostics(self):
         sim = self.sim

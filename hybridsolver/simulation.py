@@ -1,7 +1,7 @@
 """The step loop: ensemble state, clock, stochastic forcing, hooks, outputs.
 
 One solver step is, in order: the stepper's update (``time.scheme``, with the held
-tendency of tendency hooks added to its explicit term), the state filter
+tendency of tendency hooks added to its explicit term) and state filter
 (``dealias = "exponential"``), then the stochastic forcing increment drawn from
 each member's stream at the index of the step (0 for the step from 0 to 1).  Hooks
 act around it in the order given in :mod:`hybridsolver.hooks`.
@@ -20,7 +20,7 @@ from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only,
 from .initial_conditions import make_initial
 from .output import RunWriter
 from .plugin import plugin_hooks
-from .steppers import make_stepper, multiply
+from .steppers import make_stepper
 
 
 class Simulation:
@@ -45,8 +45,9 @@ class Simulation:
         self.state = fft.zeros(self.equation.state_shape, np.complex128)
         self.step = 0
         case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
-        self.set_initial({self.equation.fields[0]: make_initial(d["initial_condition"], self.grid, self.seed,
-                                                               self.members, case_dir)})
+        field = self.equation.fields[0]
+        self.set_initial({field: make_initial(d["initial_condition"], self.grid, self.seed, self.members, case_dir,
+                                              field, self.field_shape(field))})
         self.hooks = []
         self._hooks_started = False
         self._tendency = None
@@ -63,8 +64,15 @@ class Simulation:
     def time(self):
         return self.step * self.dt
 
+    def field_shape(self, name):
+        """One member's physical shape of field ``name``: ``(ny, nx)``, or ``(layers, ny, nx)``
+        for layered fields (``equation.field_layers``)."""
+        layers = getattr(self.equation, "field_layers", {}).get(name)
+        return (layers,) + self.grid.shape if layers else self.grid.shape
+
     def set_initial(self, fields):
-        """Set the state from physical fields, each ``(ny, nx)`` or ``(M, ny, nx)``.
+        """Set the state from physical fields, each of one member's shape (:meth:`field_shape`,
+        e.g. ``(ny, nx)``) or with the members first, ``(M, ny, nx)``.
 
         Restarts multistep history (``ab3`` starts again with Euler and AB2).
         """
@@ -76,11 +84,12 @@ class Simulation:
         M = len(self.members)
         for name, value in fields.items():
             arr = np.asarray(value, dtype=np.float64)
-            if arr.shape == self.grid.shape:
+            shape = self.field_shape(name)
+            if arr.shape == shape:
                 arr = np.broadcast_to(arr, (M,) + arr.shape)
-            if arr.shape != (M,) + self.grid.shape:
+            if arr.shape != (M,) + shape:
                 raise CaseError(f"set_initial: field '{name}' has shape {arr.shape}, expected "
-                                f"{self.grid.shape} or {(M,) + self.grid.shape}")
+                                f"{shape} or {(M,) + shape}")
             shaped[name] = arr
         self.state[...] = self.equation.from_fields(shaped)
         if hasattr(self.stepper, "reset"):
@@ -117,6 +126,9 @@ class Simulation:
                 self._tendency = fft.zeros(self.state.shape, np.complex128)
                 self.stepper.set_tendency(self._tendency)
             if hook.hold_noise:
+                if len(rows_shape) != 3:
+                    raise CaseError(f"hook '{hook.name}': hold_noise needs a single-layer 2D state, "
+                                    f"{self.equation.name} has state shape {rows_shape[1:]}")
                 hook.white_noise = rng.SpectralWhiteNoise(self.grid.shape, np.ones(self.grid.spectral_shape, bool))
                 hook.noise_hat = fft.zeros(rows_shape, np.complex128)
         if hook.callsite == "post_step" and self._previous is None:
@@ -175,8 +187,6 @@ class Simulation:
 
     def _solver_step(self):
         self.stepper.step(self.state)
-        if self.equation.state_filter is not None:
-            multiply(self.state, self.equation.state_filter)
         self.equation.add_noise(self.state, self.step, self.dt)
         self.step += 1
 
@@ -215,7 +225,7 @@ class Simulation:
             self._observe()
 
     def fields(self):
-        """Physical fields, ``{name: (M, ny, nx) numpy array}``."""
+        """Physical fields, ``{name: (M, *field_shape(name)) numpy array}``."""
         return self.equation.to_fields(self.state)
 
     def diagnostics(self):

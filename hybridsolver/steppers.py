@@ -4,7 +4,8 @@
 ``N`` the explicit term (``equation.explicit(w, out)``) plus, when set with
 :meth:`Stepper.set_tendency`, a tendency held constant over the step (hooks).  Each
 stepper advances the state ``w`` (complex ``(M, ny, nx//2+1)``) in place by one step
-of ``dt``; the simulation applies the state filter and stochastic forcing afterwards.
+of ``dt`` and then applies the equation's state filter (``equation.state_filter``, pyqg's
+exponential filter, or None); the simulation adds stochastic forcing afterwards.
 
 - ``cn``: forward Euler for N, Crank-Nicolson for L (1 evaluation of N per step):
   ``w+ = [(1 + dt L/2) w + dt N(w)] / (1 - dt L/2)``.  First order (second order when
@@ -60,17 +61,17 @@ def _rk_stage(w, h, n, beta, a, b):
 
 
 @numba.njit(parallel=True, cache=True)
-def _ab3_update(w, e1, e2, e3, n0, n1, n2, c0, c1, c2):
-    """w = e1 (w + c0 n0) + c1 e2 n1 + c2 e3 n2 (dt folded into the c's)."""
+def _ab3_update(w, e1, e2, e3, filt, n0, n1, n2, c0, c1, c2):
+    """w = filt (e1 (w + c0 n0) + c1 e2 n1 + c2 e3 n2) (dt folded into the c's)."""
     members, ny, nxh = w.shape[0], w.shape[1], w.shape[2] // 2
     for r in prange(members * ny):
         m, i = r // ny, r % ny
         wr, r0, r1, r2 = w[m, i], n0[m, i], n1[m, i], n2[m, i]
-        f1, f2, f3 = e1[i], e2[i], e3[i]
+        f1, f2, f3, fl = e1[i], e2[i], e3[i], filt[i]
         for j in range(nxh):
             for c in range(2):
                 k = 2 * j + c
-                wr[k] = f1[j] * (wr[k] + c0 * r0[k]) + c1 * f2[j] * r1[k] + c2 * f3[j] * r2[k]
+                wr[k] = fl[j] * (f1[j] * (wr[k] + c0 * r0[k]) + c1 * f2[j] * r1[k] + c2 * f3[j] * r2[k])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -102,9 +103,15 @@ def multiply(w, factor):
 
 
 class Stepper:
-    """Common part: the explicit term, with the held tendency added when one is set."""
+    """Common part: the explicit term, with the held tendency added when one is set, and
+    the state filter."""
 
     _tendency = None
+
+    def filter(self, w):
+        """Apply the equation's state filter to ``w`` in place (nothing without one)."""
+        if self.equation.state_filter is not None:
+            multiply(w, self.equation.state_filter)
 
     def set_tendency(self, tendency):
         """Add ``tendency`` (complex, state shape; read at every evaluation) to N; None to stop."""
@@ -132,6 +139,7 @@ class CrankNicolsonEuler(Stepper):
     def step(self, w):
         self.explicit(w, self.n)
         _affine_update(float_view(w), self.a, self.b, self._n_f)
+        self.filter(w)
 
 
 class CrankNicolsonRK4(Stepper):
@@ -154,10 +162,15 @@ class CrankNicolsonRK4(Stepper):
         for beta, a, b in self.stages:
             self.explicit(w, self.n)
             _rk_stage(w_f, self._h_f, self._n_f, beta, a, b)
+        self.filter(w)
 
 
 class AdamsBashforth3(Stepper):
-    """``ab3``: integrating-factor AB3, started with Euler then AB2.
+    """``ab3``: integrating-factor AB3, started with Euler then AB2; the state filter is
+    applied in the same pass (pyqg's update ``filtr (q + dt1 N0 + dt2 N1 + dt3 N2)``).
+    For a zero linear operator, an equation may provide ``explicit_ab3(w, history,
+    tendency, (c0, c1, c2), filter)`` doing the explicit evaluation and this update
+    member by member while the member's data are in cache (``qg2layer``).
 
     Keeps the last three explicit evaluations; ``history_length`` counts how many are
     valid (0 after construction or :meth:`reset`).
@@ -172,6 +185,7 @@ class AdamsBashforth3(Stepper):
         self.e1 = np.exp(dt * equation.linear)
         self.e2 = self.e1**2
         self.e3 = self.e1**3
+        self.state_filter = np.ones_like(self.e1) if equation.state_filter is None else equation.state_filter
         self.history = [fft.zeros(equation.state_shape, np.complex128) for _ in range(3)]
         self.history_length = 0
 
@@ -180,11 +194,16 @@ class AdamsBashforth3(Stepper):
 
     def step(self, w):
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest
-        self.explicit(w, self.history[0])
         c0, c1, c2 = self._COEFFS[min(self.history_length, 2)]
-        _ab3_update(float_view(w), self.e1, self.e2, self.e3, *map(float_view, self.history),
-                    c0 * self.dt, c1 * self.dt, c2 * self.dt)
         self.history_length = min(self.history_length + 1, 3)
+        fused = getattr(self.equation, "explicit_ab3", None)
+        if fused is not None and not self.equation.linear.any():
+            # one pass per member: explicit term, held tendency, update and filter
+            fused(w, self.history, self._tendency, (c0 * self.dt, c1 * self.dt, c2 * self.dt), self.state_filter)
+            return
+        self.explicit(w, self.history[0])
+        _ab3_update(float_view(w), self.e1, self.e2, self.e3, self.state_filter, *map(float_view, self.history),
+                    c0 * self.dt, c1 * self.dt, c2 * self.dt)
 
 
 STEPPERS = {"cn": CrankNicolsonEuler, "cn_rk4": CrankNicolsonRK4, "ab3": AdamsBashforth3}
