@@ -14,7 +14,8 @@ about a third of them), and on this machine the split plans are as fast as FFTW'
 plans or faster.
 
 The FFTW library is the one shipped inside pyFFTW's wheel (``pyfftw.libs``), loaded
-with ctypes so that numba can call FFTW's new-array execute functions without the GIL.
+with ctypes; numba kernels call FFTW's new-array execute functions through their
+addresses (:data:`EXECUTE`), without the GIL, and stay cacheable on disk.
 Small grids run members in parallel (one thread per member); grids of at least
 ``THREADED_POINTS`` points use FFTW plans threaded over numba's thread count
 (``NUMBA_NUM_THREADS``), members in turn.  The thread policy depends on the grid shape
@@ -31,6 +32,9 @@ import threading
 import numba
 import numpy as np
 import pyfftw
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 ALIGNMENT = 64
 THREADED_POINTS = 1 << 16
@@ -68,60 +72,82 @@ _lib.fftw_import_wisdom_from_filename.argtypes = [ctypes.c_char_p]
 _lib.fftw_import_wisdom_from_filename.restype = _int
 _lib.fftw_export_wisdom_to_filename.argtypes = [ctypes.c_char_p]
 _lib.fftw_export_wisdom_to_filename.restype = _int
-# Pointers are passed as size_t so numba can hand over array addresses directly.
 _exec_r2c = _lib.fftw_execute_dft_r2c
 _exec_c2r = _lib.fftw_execute_dft_c2r
 _exec_dft = _lib.fftw_execute_dft
-for _fn in (_exec_r2c, _exec_c2r, _exec_dft):
-    _fn.restype = None
-    _fn.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
 if _threads_lib is not None:
     _threads_lib.fftw_init_threads()
     _threads_lib.fftw_plan_with_nthreads.argtypes = [_int]
 
 
-@numba.njit
-def forward_slab(rows, columns, src, dst):
+@intrinsic
+def _execute(typingctx, function, plan, src, dst):
+    """Call the C function at address ``function`` as ``void(plan, src, dst)`` (all
+    uint64).  The address is a run-time value, so kernels calling FFTW this way can be
+    cached on disk (``cache=True``), unlike kernels calling ctypes functions."""
+    signature = types.void(types.uint64, types.uint64, types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        pointer = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [i64] * 3).as_pointer())
+        builder.call(pointer, list(args[1:]))
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def _address(function):
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+# Addresses of FFTW's new-array execute functions (r2c, c2r, dft): the ``execute``
+# argument of forward_slab, inverse_slab and the kernels calling them.
+EXECUTE = np.array([_address(f) for f in (_exec_r2c, _exec_c2r, _exec_dft)], dtype=np.uint64)
+
+
+@numba.njit(cache=True)
+def forward_slab(execute, rows, columns, src, dst):
     """One member's forward transform from address ``src`` (real) to ``dst`` (complex):
     real row transforms, then column transforms in place (a zero columns plan, for 1D
-    grids, is skipped).  Callable from other numba functions (not cacheable: it calls
-    FFTW through ctypes)."""
-    _exec_r2c(rows, src, dst)
+    grids, is skipped).  ``execute`` is :data:`EXECUTE`; plans and addresses are uint64."""
+    _execute(execute[0], rows, src, dst)
     if columns:
-        _exec_dft(columns, dst, dst)
+        _execute(execute[2], columns, dst, dst)
 
 
-@numba.njit
-def inverse_slab(rows, columns, src, dst):
+@numba.njit(cache=True)
+def inverse_slab(execute, rows, columns, src, dst):
     """One member's unnormalised inverse from address ``src`` (complex, destroyed) to
     ``dst`` (real): column transforms in place, then real row transforms."""
     if columns:
-        _exec_dft(columns, src, src)
-    _exec_c2r(rows, src, dst)
+        _execute(execute[2], columns, src, src)
+    _execute(execute[1], rows, src, dst)
 
 
-def _member_loop(forward, parallel):
-    """A numba function applying (rows plan, columns plan) to every member.
-
-    The caller checks shapes and alignment.
-    """
-
-    @numba.njit(parallel=parallel)
-    def run(rows, columns, src, dst):
-        src0, dst0 = src.ctypes.data, dst.ctypes.data
-        src_stride, dst_stride = src.strides[0], dst.strides[0]
-        for m in numba.prange(src.shape[0]):
-            s, d = src0 + m * src_stride, dst0 + m * dst_stride
-            if forward:
-                forward_slab(rows, columns, s, d)
-            else:
-                inverse_slab(rows, columns, s, d)
-
-    return run
+@numba.njit(cache=True)
+def _run_member(execute, forward, rows, columns, src, dst, m):
+    s = src.ctypes.data + numba.uint64(m * src.strides[0])
+    d = dst.ctypes.data + numba.uint64(m * dst.strides[0])
+    if forward:
+        forward_slab(execute, rows, columns, s, d)
+    else:
+        inverse_slab(execute, rows, columns, s, d)
 
 
-_RUNNERS = {(forward, parallel): _member_loop(forward, parallel)
-            for forward in (True, False) for parallel in (True, False)}
+@numba.njit(parallel=True, cache=True)
+def _members_parallel(execute, forward, rows, columns, src, dst):
+    """The transform of every member (leading axis), members in parallel.  The caller
+    checks shapes and alignment."""
+    for m in numba.prange(src.shape[0]):
+        _run_member(execute, forward, rows, columns, src, dst, m)
+
+
+@numba.njit(cache=True)
+def _members_serial(execute, forward, rows, columns, src, dst):
+    """The transform of every member in turn (for threaded plans)."""
+    for m in range(src.shape[0]):
+        _run_member(execute, forward, rows, columns, src, dst, m)
+
 
 _plan_lock = threading.Lock()
 _plans = {}
@@ -249,12 +275,13 @@ class RealTransforms:
         return self._columns[key]
 
     def plans(self, forward, columns=None):
-        """``(rows, columns)`` plan pointers for :func:`forward_slab` / :func:`inverse_slab`
-        (all columns unless ``columns``; a zero columns plan for 1D grids)."""
+        """``(rows, columns)`` plan pointers (uint64) for :func:`forward_slab` /
+        :func:`inverse_slab` (all columns unless ``columns``; 0 for 1D grids)."""
         n_columns = self.spectral_shape[-1]
         columns = n_columns if columns is None else min(int(columns), n_columns)
         rows = self._rows["rows_r2c" if forward else "rows_c2r"]
-        return rows, self._columns_plan("columns_forward" if forward else "columns_backward", columns)
+        cols = self._columns_plan("columns_forward" if forward else "columns_backward", columns)
+        return np.uint64(rows), np.uint64(cols)
 
     def bind(self, forward, src, dst, columns=None):
         """A no-argument function running one transform on these arrays, checked once.
@@ -274,8 +301,8 @@ class RealTransforms:
             raise ValueError(f"arrays must be {ALIGNMENT}-byte aligned (allocate with fft.empty)")
         rows, cols = self.plans(forward, columns)
         # members in parallel only where the plans themselves are single-threaded
-        run = _RUNNERS[forward, self.threads == 1 and src.shape[0] > 1]
-        return lambda: run(rows, cols, src, dst)
+        run = _members_parallel if self.threads == 1 and src.shape[0] > 1 else _members_serial
+        return lambda: run(EXECUTE, forward, rows, cols, src, dst)
 
     def forward(self, x, out, columns=None):
         """out[m] = rfftn(x[m]) for every member (unnormalised).

@@ -122,30 +122,29 @@ def _ab3_layer(q, n0, n1, n2, tendency, has_tendency, c0, c1, c2, filt):
             qr[k] = fl[k >> 1] * (qr[k] + c0 * r0[k] + c1 * r1[k] + c2 * r2[k])
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _slab(q, out, n1, n2, tendency, has_tendency, update, c0, c1, c2, filt, psi, kx, ky, kq, mask, drag, U, inv_n,
-          plans, a, b, u, v, q_phys):
+          execute, plans, a, b, u, v, q_phys):
     """One layer of one member, from its streamfunction ``psi`` to its tendency ``out``
     (and, with ``update``, its AB3 update).  Spectral arrays are float views (ny, 2 nxh),
-    physical ones (ny, nx); ``a``, ``b``, ``u``, ``v``, ``q_phys`` are scratch.  Not
-    cacheable (FFTW is called through ctypes)."""
+    physical ones (ny, nx); ``a``, ``b``, ``u``, ``v``, ``q_phys`` are scratch."""
     inv_rows, inv_cols, fwd_rows, fwd_cols = plans[0], plans[1], plans[2], plans[3]
     _velocity_spectra(psi, kx, ky, a, b)
-    fft.inverse_slab(inv_rows, inv_cols, a.ctypes.data, u.ctypes.data)
-    fft.inverse_slab(inv_rows, inv_cols, b.ctypes.data, v.ctypes.data)
+    fft.inverse_slab(execute, inv_rows, inv_cols, a.ctypes.data, u.ctypes.data)
+    fft.inverse_slab(execute, inv_rows, inv_cols, b.ctypes.data, v.ctypes.data)
     _copy(q, a)
-    fft.inverse_slab(inv_rows, inv_cols, a.ctypes.data, q_phys.ctypes.data)
+    fft.inverse_slab(execute, inv_rows, inv_cols, a.ctypes.data, q_phys.ctypes.data)
     _fluxes(u, v, q_phys, U, inv_n)
-    fft.forward_slab(fwd_rows, fwd_cols, u.ctypes.data, a.ctypes.data)
-    fft.forward_slab(fwd_rows, fwd_cols, v.ctypes.data, b.ctypes.data)
+    fft.forward_slab(execute, fwd_rows, fwd_cols, u.ctypes.data, a.ctypes.data)
+    fft.forward_slab(execute, fwd_rows, fwd_cols, v.ctypes.data, b.ctypes.data)
     _tendency(a, b, psi, kx, ky, kq, mask, drag, out)
     if update:
         _ab3_layer(q, out, n1, n2, tendency, has_tendency, c0, c1, c2, filt)
 
 
-@numba.njit(parallel=True)
+@numba.njit(parallel=True, cache=True)
 def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
-              coefficients, kx, ky, kq, mean_flow, inv_n, plans, psi, hats, physical):
+              coefficients, kx, ky, kq, mean_flow, inv_n, execute, plans, psi, hats, physical):
     """The whole explicit term: the streamfunction of every member, then every (member,
     layer) slab in parallel (:func:`_slab`), so that the slab's buffers stay in cache
     from its velocities to its tendency; with ``update``, also the held ``tendency`` and
@@ -154,8 +153,8 @@ def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
     ``q``, ``out``, ``n1``, ``n2``, ``tendency``, ``psi``: float views (M, 2, ny, 2 nxh)
     (``tendency`` is read only with ``has_tendency``); ``coefficients``: (a00, a01, a10,
     a11, mask, drag of layer 1, drag of layer 2), (7, ny, nxh); ``hats``: (2, 2 M, ny,
-    2 nxh) and ``physical``: (3, 2 M, ny, nx) scratch; ``plans``: single-threaded
-    inverse and forward ``(rows, columns)`` pointers.
+    2 nxh) and ``physical``: (3, 2 M, ny, nx) scratch; ``execute``: :data:`fft.EXECUTE`;
+    ``plans``: single-threaded inverse and forward ``(rows, columns)`` pointers.
     """
     for m in prange(q.shape[0]):
         _streamfunction(q[m], coefficients[0], coefficients[1], coefficients[2], coefficients[3], psi[m])
@@ -163,7 +162,7 @@ def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
         m, layer = s // 2, s % 2
         _slab(q[m, layer], out[m, layer], n1[m, layer], n2[m, layer], tendency[m, layer], has_tendency, update,
               c0, c1, c2, filt, psi[m, layer], kx, ky, kq[layer], coefficients[4], coefficients[5 + layer],
-              mean_flow[layer], inv_n, plans, hats[0, s], hats[1, s], physical[0, s], physical[1, s],
+              mean_flow[layer], inv_n, execute, plans, hats[0, s], hats[1, s], physical[0, s], physical[1, s],
               physical[2, s])
 
 
@@ -207,7 +206,7 @@ class QG2Layer:
         self._psi = fft.empty(self.state_shape, np.complex128)
         hats = fft.empty((2, slabs) + grid.spectral_shape, np.complex128)
         physical = fft.empty((3, slabs) + grid.shape, np.float64)  # u, v, q of each slab
-        self._constants = (coefficients, grid.kx, grid.ky, kq, self.mean_flow, 1.0 / grid.size, plans,
+        self._constants = (coefficients, grid.kx, grid.ky, kq, self.mean_flow, 1.0 / grid.size, fft.EXECUTE, plans,
                            self._psi.view(np.float64), hats.view(np.float64), physical)
 
     def _inversion_matrix(self):
