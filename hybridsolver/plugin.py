@@ -11,7 +11,8 @@ DESIGN.md section 6).  The module's ``forward`` takes
     options: Dict[str, float], the sampler settings plus ``dt``, ``time``, ``every``
 
 and returns ``(B, C_out, ny, nx)`` (physical outputs) or ``(B, C_out, ny, nx//2+1)``
-complex (spectral).  ``B`` is at most ``max_batch``; rows are ensemble members.
+complex (spectral).  Channels are the manifest's fields in order, a layered field
+(``qg2layer``'s ``q``) taking one channel per layer.  ``B`` is at most ``max_batch``; rows are ensemble members.
 What the output means depends on the callsite: a tendency (``tendency``), the state
 ``every`` steps later (``replace``) or the corrected state (``post_step``).
 
@@ -365,19 +366,22 @@ class ArtifactHook(Hook):
     def _output_shape(self, sim, rows):
         grid = sim.grid
         last = grid.shape if self.manifest["outputs"][0]["space"] == "physical" else grid.spectral_shape
-        return (rows, len(self.manifest["outputs"])) + tuple(last)
+        channels = sum(_layers(sim, e["field"]) for e in self.manifest["outputs"])
+        return (rows, channels) + tuple(last)
 
     # -- one call
 
     def _inputs(self, sim, state, previous):
-        """The module input, (rows, C_in, ny, nx) float or (rows, C_in, ny, nx//2+1) complex."""
+        """The module input, (rows, C_in, ny, nx) float or (rows, C_in, ny, nx//2+1) complex;
+        a layered field (``qg2layer``'s q) gives one channel per layer."""
         eq = sim.equation
         space = self.manifest["inputs"][0]["space"]
         convert = eq.to_fields if space == "physical" else eq.spectral_fields
         sources = {"current": convert(state)}
         if any(e.get("at") == "previous" for e in self.manifest["inputs"]):
             sources["previous"] = convert(previous)
-        return np.stack([sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]], axis=1)
+        arrays = [sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]]
+        return np.concatenate([a.reshape((a.shape[0], -1) + a.shape[-2:]) for a in arrays], axis=1)
 
     def _to_device(self, array, slot):
         """A torch tensor of ``array`` on the device in the manifest dtype; counts bytes moved."""
@@ -422,11 +426,20 @@ class ArtifactHook(Hook):
     def __call__(self, sim, state, previous=None):
         """Spectral result for the hook's rows, complex (rows, ny, nx//2+1)."""
         out = self._infer(self._inputs(sim, state, previous), sim.members[self.rows], sim.step, sim)
-        names = [e["field"] for e in self.manifest["outputs"]]
-        fields = {name: out[:, i] for i, name in enumerate(names)}
+        fields, channel = {}, 0
+        for entry in self.manifest["outputs"]:
+            layers = _layers(sim, entry["field"])
+            part = out[:, channel:channel + layers]
+            fields[entry["field"]] = part if layers > 1 else part[:, 0]
+            channel += layers
         if self.manifest["outputs"][0]["space"] == "physical":
             return sim.equation.from_fields(fields)
         return sim.equation.from_spectral_fields(fields)
+
+
+def _layers(sim, field):
+    """Channels of ``field`` in a module's input or output: its layers, or 1."""
+    return getattr(sim.equation, "field_layers", {}).get(field, 1)
 
 
 def plugin_hooks(sim):

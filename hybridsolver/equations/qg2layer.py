@@ -38,29 +38,29 @@ LAYERS = 2
 
 # Kernels work on one member or one layer of it: complex spectra as float views
 # ([2,] ny, 2 (nx//2+1)), physical fields (ny, nx); per-wavenumber coefficients are
-# (ny, nx//2+1).
+# interleaved like the spectra, (ny, 2 (nx//2+1)) with each value twice (for the real
+# and imaginary parts), so that the loops vectorise.
 
 @numba.njit(cache=True)
 def _streamfunction(q, a00, a01, a10, a11, psi):
     """psi = A q per wavenumber, both layers (2, ny, 2 nxh)."""
-    ny, n2 = q.shape[1], q.shape[2]
+    ny, width = q.shape[1], q.shape[2]
     for i in range(ny):
         q0, q1, p0, p1 = q[0, i], q[1, i], psi[0, i], psi[1, i]
         b00, b01, b10, b11 = a00[i], a01[i], a10[i], a11[i]
-        for k in range(n2):
-            j = k >> 1
-            p0[k] = b00[j] * q0[k] + b01[j] * q1[k]
-            p1[k] = b10[j] * q0[k] + b11[j] * q1[k]
+        for k in range(width):
+            p0[k] = b00[k] * q0[k] + b01[k] * q1[k]
+            p1[k] = b10[k] * q0[k] + b11[k] * q1[k]
 
 
 @numba.njit(cache=True)
 def _velocity_spectra(psi, kx, ky, u_hat, v_hat):
-    """u_hat = -il psi, v_hat = ik psi for one layer (ny, 2 nxh)."""
+    """u_hat = -il psi, v_hat = ik psi for one layer (ny, 2 nxh); ``kx`` interleaved."""
     ny, nxh = psi.shape[0], psi.shape[1] // 2
     for i in range(ny):
         l, p, u, v = ky[i], psi[i], u_hat[i], v_hat[i]
         for j in range(nxh):
-            pr, pi, k = p[2 * j], p[2 * j + 1], kx[j]
+            pr, pi, k = p[2 * j], p[2 * j + 1], kx[2 * j]
             u[2 * j] = l * pi
             u[2 * j + 1] = -l * pr
             v[2 * j] = -k * pi
@@ -92,19 +92,20 @@ def _fluxes(u, v, q, U, inv_n):
 def _tendency(uq_hat, vq_hat, psi, kx, ky, kq, mask, drag, out):
     """out = -(ik uq_hat + il vq_hat + ik beta psi) mask + drag psi for one layer (ny, 2 nxh).
 
-    ``kq[j] = kx[j] beta_layer``; ``drag`` (ny, nx//2+1) is ``r_ek kappa^2`` for the
-    bottom layer and zero for the top one.
+    Computed as ``-i t mask + drag psi`` with ``t = (k uq_hat + l vq_hat) + k beta psi``
+    (pyqg's expression, rounding included).  ``kq = kx beta_layer``; ``drag`` is
+    ``r_ek kappa^2`` for the bottom layer and zero for the top one.
     """
-    ny, nxh = out.shape[0], out.shape[1] // 2
+    ny, width = out.shape
     for i in range(ny):
         l = ky[i]
         ua, va, pa, o, mk, dr = uq_hat[i], vq_hat[i], psi[i], out[i], mask[i], drag[i]
-        for j in range(nxh):
-            k, kb = kx[j], kq[j]
-            re = -((-k * ua[2 * j + 1] + -l * va[2 * j + 1]) + -kb * pa[2 * j + 1])
-            im = -((k * ua[2 * j] + l * va[2 * j]) + kb * pa[2 * j])
-            o[2 * j] = mk[j] * re + dr[j] * pa[2 * j]
-            o[2 * j + 1] = mk[j] * im + dr[j] * pa[2 * j + 1]
+        for k in range(width):
+            o[k] = (kx[k] * ua[k] + l * va[k]) + kq[k] * pa[k]
+        for j in range(width // 2):
+            t_re, t_im = o[2 * j], o[2 * j + 1]
+            o[2 * j] = mk[2 * j] * t_im + dr[2 * j] * pa[2 * j]
+            o[2 * j + 1] = mk[2 * j + 1] * -t_re + dr[2 * j + 1] * pa[2 * j + 1]
 
 
 @numba.njit(cache=True)
@@ -119,7 +120,7 @@ def _ab3_layer(q, n0, n1, n2, tendency, has_tendency, c0, c1, c2, filt):
             for k in range(width):
                 r0[k] += tr[k]
         for k in range(width):
-            qr[k] = fl[k >> 1] * (qr[k] + c0 * r0[k] + c1 * r1[k] + c2 * r2[k])
+            qr[k] = fl[k] * (qr[k] + c0 * r0[k] + c1 * r1[k] + c2 * r2[k])
 
 
 @numba.njit(cache=True)
@@ -166,6 +167,12 @@ def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
               physical[2, s])
 
 
+def interleave(coefficients):
+    """(..., n) real per-wavenumber coefficients -> (..., 2 n), each value twice: the
+    layout of a complex array's float view."""
+    return np.repeat(coefficients, 2, axis=-1)
+
+
 class QG2Layer:
     """Two-layer QG for an ensemble of ``members`` on ``grid``; keys as pyqg's ``QGModel``.
 
@@ -198,15 +205,16 @@ class QG2Layer:
         self.inversion = self._inversion_matrix()
         kq = grid.kx[None, :] * self.Qy[:, None]  # k beta_j, (2, nx//2+1)
         drag = self.rek * grid.k2  # bottom layer only
-        coefficients = np.stack(self.inversion + (self.mask, np.zeros_like(drag), drag))
+        coefficients = interleave(np.stack(self.inversion + (self.mask, np.zeros_like(drag), drag)))
         # single-threaded plans: every (member, layer) slab runs on one thread, whatever the grid size
         serial = fft.transforms(grid.shape, threads=1)
         plans = np.array(serial.plans(False) + serial.plans(True), dtype=np.uint64)
         slabs = LAYERS * M
         self._psi = fft.empty(self.state_shape, np.complex128)
+        self._filter = (None, interleave(self.linear))  # (AB3 filter, interleaved)
         hats = fft.empty((2, slabs) + grid.spectral_shape, np.complex128)
         physical = fft.empty((3, slabs) + grid.shape, np.float64)  # u, v, q of each slab
-        self._constants = (coefficients, grid.kx, grid.ky, kq, self.mean_flow, 1.0 / grid.size, fft.EXECUTE, plans,
+        self._constants = (coefficients, interleave(grid.kx), grid.ky, interleave(kq), self.mean_flow, 1.0 / grid.size, fft.EXECUTE, plans,
                            self._psi.view(np.float64), hats.view(np.float64), physical)
 
     def _inversion_matrix(self):
@@ -221,11 +229,13 @@ class QG2Layer:
     def _run(self, q, out, update=False, n1=None, n2=None, tendency=None, coefficients=(0.0, 0.0, 0.0),
              filt=None):
         """Call :func:`_explicit` (buffers and constants fixed in ``__init__``)."""
+        if filt is not None and filt is not self._filter[0]:
+            self._filter = (filt, interleave(filt))
         out_f = out.view(np.float64)
         _explicit(q.view(np.float64), out_f, update, out_f if n1 is None else n1.view(np.float64),
                   out_f if n2 is None else n2.view(np.float64),
                   out_f if tendency is None else tendency.view(np.float64), tendency is not None,
-                  *coefficients, self.linear if filt is None else filt, *self._constants)
+                  *coefficients, self._filter[1], *self._constants)
 
     def explicit(self, q, out):
         """out = the advective, beta and drag tendency of state q; 10 FFTs, no allocation."""

@@ -1,0 +1,1 @@
+"""Bridges to other codes (imported on demand; their packages are optional)."""
