@@ -2,10 +2,12 @@
 
     python benchmarks/qg_jet_vs_pyqg.py [--members 4] [--years 10] [--out runs/qg_jet_vs_pyqg]
 
-Runs ``members`` realisations with hybridsolver (one ensemble) and the same number of
-pyqg models, one after another, each from the same initial q (the member's
-``pyqg_random`` start).  Chaos decorrelates the two codes' trajectories within months,
-so they are compared statistically over the second half of the run, sampled daily:
+Runs ``members`` realisations with hybridsolver (one ensemble, members 0..M-1) and the
+same number of pyqg models, one after another, from the ``pyqg_random`` starts of
+members M..2M-1, so that the two sets are independent draws of the same statistics.
+(From the same start the two codes agree to 2e-12 after 5 years and decorrelate by
+year 10, when round-off has grown through the turbulence.)  They are compared over the
+second half of the run, sampled daily:
 
 - the time-mean zonal-mean zonal velocity ``<u_j>(y)`` of each layer (the jets), and
 - the time-mean isotropic KE spectrum of each layer (``Simulation.diagnostics`` shells),
@@ -59,9 +61,10 @@ def run_ours(members, years):
 
 
 def run_pyqg(sim0, members, years):
-    """The same runs in pyqg, one model after another, sampled like :func:`run_ours`."""
+    """pyqg runs from members M..2M-1's starts, one after another, sampled like :func:`run_ours`."""
     eq = sim0.equation
-    initial = Simulation.from_case(CASE, {"ensemble.members": members}).fields()["q"]
+    initial = Simulation.from_case(CASE, {"ensemble.members": members,
+                                          "ensemble.first_member": members}).fields()["q"]
     samples = int(round(years * YEAR / sim0.dt)) // SAMPLE_STEPS
     u_mean, spec_mean = [], []
     start = time.perf_counter()
@@ -124,7 +127,8 @@ def main():
     ou, pu = mean_and_error(ours_u), mean_and_error(pyqg_u)
     os_, ps = mean_and_error(ours_spec), mean_and_error(pyqg_spec)
     _, k = sim.grid.shells()
-    z = (os_[0] - ps[0]) / np.sqrt(os_[1] ** 2 + ps[1] ** 2)
+    with np.errstate(invalid="ignore"):  # the k = 0 shell holds no energy
+        z = (os_[0] - ps[0]) / np.sqrt(os_[1] ** 2 + ps[1] ** 2)
     resolved = slice(1, len(k))
     result = {
         "members": args.members, "years": args.years, "seconds": {"hybridsolver": ours_seconds, "pyqg": pyqg_seconds},
