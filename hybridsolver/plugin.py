@@ -439,7 +439,8 @@ class ArtifactHook(Hook):
 
 def _layers(sim, field):
     """Channels of ``field`` in a module's input or output: its layers, or 1."""
-    return getattr(sim.equation, "field_layers", {}).get(field, 1)
+    shape = sim.field_shape(field)
+    return shape[0] if len(shape) == 3 else 1
 
 
 def plugin_hooks(sim):

@@ -67,7 +67,7 @@ class Simulation:
     def field_shape(self, name):
         """One member's physical shape of field ``name``: ``(ny, nx)``, or ``(layers, ny, nx)``
         for layered fields (``equation.field_layers``)."""
-        layers = getattr(self.equation, "field_layers", {}).get(name)
+        layers = self.equation.field_layers.get(name)
         return (layers,) + self.grid.shape if layers else self.grid.shape
 
     def set_initial(self, fields):

@@ -119,6 +119,7 @@ class NavierStokes2D:
 
     name = "navier_stokes2d"
     fields = ("vorticity",)
+    field_layers = {}  # no layered fields
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
