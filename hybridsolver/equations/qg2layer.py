@@ -153,7 +153,8 @@ def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
 
     ``q``, ``out``, ``n1``, ``n2``, ``tendency``, ``psi``: float views (M, 2, ny, 2 nxh)
     (``tendency`` is read only with ``has_tendency``); ``coefficients``: (a00, a01, a10,
-    a11, mask, drag of layer 1, drag of layer 2), (7, ny, nxh); ``hats``: (2, 2 M, ny,
+    a11, mask, drag of layer 1, drag of layer 2), interleaved (7, ny, 2 nxh), as are
+    ``kx`` (2 nxh), ``kq`` (2, 2 nxh) and ``filt`` (ny, 2 nxh); ``hats``: (2, 2 M, ny,
     2 nxh) and ``physical``: (3, 2 M, ny, nx) scratch; ``execute``: :data:`fft.EXECUTE`;
     ``plans``: single-threaded inverse and forward ``(rows, columns)`` pointers.
     """
@@ -214,8 +215,9 @@ class QG2Layer:
         self._filter = (None, interleave(self.linear))  # (AB3 filter, interleaved)
         hats = fft.empty((2, slabs) + grid.spectral_shape, np.complex128)
         physical = fft.empty((3, slabs) + grid.shape, np.float64)  # u, v, q of each slab
-        self._constants = (coefficients, interleave(grid.kx), grid.ky, interleave(kq), self.mean_flow, 1.0 / grid.size, fft.EXECUTE, plans,
-                           self._psi.view(np.float64), hats.view(np.float64), physical)
+        self._constants = (coefficients, interleave(grid.kx), grid.ky, interleave(kq), self.mean_flow,
+                           1.0 / grid.size, fft.EXECUTE, plans, self._psi.view(np.float64), hats.view(np.float64),
+                           physical)
 
     def _inversion_matrix(self):
         """(a00, a01, a10, a11), each (ny, nx//2+1): psi_i = sum_j a_ij q_j; zero at kappa = 0."""
@@ -282,10 +284,11 @@ class QG2Layer:
         """State from {'q': (M, 2, ny, nx//2+1) complex}."""
         return np.asarray(fields["q"], dtype=np.complex128)
 
-    def velocity(self, q):
-        """Physical velocity anomalies ``(u, v)``, each (M, 2, ny, nx) (m/s), without U_j."""
+    def velocity(self, q, psi=None):
+        """Physical velocity anomalies ``(u, v)``, each (M, 2, ny, nx) (m/s), without U_j
+        (``psi``: the state's :meth:`streamfunction`, if already at hand)."""
         g = self.grid
-        psi = self.streamfunction(q)
+        psi = self.streamfunction(q) if psi is None else psi
         return self._physical(-1j * g.ky[:, None] * psi), self._physical(1j * g.kx * psi)
 
     def diagnostics(self, q, dt):
@@ -300,7 +303,7 @@ class QG2Layer:
         """
         g = self.grid
         psi = self.streamfunction(q)
-        u, v = self.velocity(q)
+        u, v = self.velocity(q, psi)
         ke_layers = 0.5 * (u**2 + v**2).mean(axis=(2, 3))
         ke = sum(self.Hi[j] * 0.5 * spectral_mean_square(np.abs(psi[:, j]) ** 2 * g.k2, g) for j in range(LAYERS))
         ke = ke / self.H
@@ -312,8 +315,8 @@ class QG2Layer:
 
     def spectra(self, q):
         """Isotropic kinetic energy spectra of each layer, ``ke_spectrum_1``/``_2`` (M, nshell),
-        shells of :meth:`Grid.shells`; summed over shells they give ``ke_j`` of the modes
-        inside the inscribed circle."""
+        shells of :meth:`Grid.shells`; summed over shells they give each layer's kinetic
+        energy of the modes inside the inscribed circle."""
         g = self.grid
         psi = self.streamfunction(q)
         return {f"ke_spectrum_{j + 1}": 0.5 * shell_sum(np.abs(psi[:, j]) ** 2 * g.k2, g) for j in range(LAYERS)}
