@@ -110,6 +110,11 @@ def validate_manifest(manifest, where="manifest", with_sha=True):
         if key in RESERVED_OPTIONS or not isinstance(value, (int, float)) or isinstance(value, bool):
             raise PluginError(f"{where}: manifest sampler '{key}' should be a number and not one of "
                               f"{RESERVED_OPTIONS}, got {value!r}")
+    parameters = manifest.get("equation_parameters", {})
+    if not isinstance(parameters, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in parameters.values()):
+        raise PluginError(f"{where}: manifest 'equation_parameters' should map [equation] keys to numbers, "
+                          f"got {parameters!r}")
     _require(manifest, "provenance", dict, where)
     if with_sha:
         _require(manifest, "sha256", str, where)
@@ -267,14 +272,19 @@ def check_contract(manifest, sim, where):
     length = manifest["grid"]["length"]
     if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(length, grid.length)):
         raise PluginError(f"{where}: artifact grid length {length}, case grid.length {list(grid.length)}")
-    for key in ("inputs", "outputs"):
+    for key, known in (("inputs", eq.fields + tuple(eq.derived_fields)), ("outputs", eq.fields)):
         for entry in manifest[key]:
-            if entry["field"] not in eq.fields:
+            if entry["field"] not in known:
                 raise PluginError(f"{where}: artifact {key[:-1]} field '{entry['field']}' is unknown to "
-                                  f"{eq.name} (fields: {', '.join(eq.fields)})")
+                                  f"{eq.name} (possible {key}: {', '.join(known)})")
             if entry.get("at") == "previous" and manifest["callsite"] != "post_step":
                 raise PluginError(f"{where}: artifact input '{entry['field']}' at 'previous' needs callsite "
                                   f"post_step, artifact callsite is '{manifest['callsite']}'")
+    case_equation = sim.case.data["equation"]
+    for key, value in manifest.get("equation_parameters", {}).items():
+        if key not in case_equation or not math.isclose(value, case_equation[key], rel_tol=1e-9):
+            raise PluginError(f"{where}: artifact made for equation.{key} = {value}, case equation.{key} = "
+                              f"{case_equation.get(key, 'unset')}")
     if [e["field"] for e in manifest["outputs"]] != list(eq.fields):
         raise PluginError(f"{where}: artifact outputs {[e['field'] for e in manifest['outputs']]}, "
                           f"{eq.name} state fields {list(eq.fields)}")
@@ -373,15 +383,19 @@ class ArtifactHook(Hook):
 
     def _inputs(self, sim, state, previous):
         """The module input, (rows, C_in, ny, nx) float or (rows, C_in, ny, nx//2+1) complex;
-        a layered field (``qg2layer``'s q) gives one channel per layer."""
+        a layered field (``qg2layer``'s q) gives one channel per layer.  Inputs are state
+        fields or the equation's ``derived_fields`` (e.g. ``qg2layer``'s psi, u, v)."""
         eq = sim.equation
-        space = self.manifest["inputs"][0]["space"]
-        convert = eq.to_fields if space == "physical" else eq.spectral_fields
-        sources = {"current": convert(state)}
+        names = [e["field"] for e in self.manifest["inputs"]]
+        sources = {"current": eq.spectral_fields(state) | eq.derived_spectra(state, names)}
         if any(e.get("at") == "previous" for e in self.manifest["inputs"]):
-            sources["previous"] = convert(previous)
+            sources["previous"] = eq.spectral_fields(previous) | eq.derived_spectra(previous, names)
         arrays = [sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]]
-        return np.concatenate([a.reshape((a.shape[0], -1) + a.shape[-2:]) for a in arrays], axis=1)
+        x = np.concatenate([a.reshape((a.shape[0], -1) + a.shape[-2:]) for a in arrays], axis=1)
+        if self.manifest["inputs"][0]["space"] == "spectral":
+            return x
+        flat = eq.transforms.to_physical(x.reshape((-1,) + sim.grid.spectral_shape))
+        return flat.reshape(x.shape[:2] + sim.grid.shape)
 
     def _to_device(self, array, slot):
         """A torch tensor of ``array`` on the device in the manifest dtype; counts bytes moved."""

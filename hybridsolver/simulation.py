@@ -65,9 +65,11 @@ class Simulation:
         return self.step * self.dt
 
     def field_shape(self, name):
-        """One member's physical shape of field ``name``: ``(ny, nx)``, or ``(layers, ny, nx)``
-        for layered fields (``equation.field_layers``)."""
-        layers = self.equation.field_layers.get(name)
+        """One member's physical shape of field ``name`` (a state field or a derived one):
+        ``(ny, nx)``, or ``(layers, ny, nx)`` for layered fields (``equation.field_layers``,
+        ``equation.derived_fields``)."""
+        eq = self.equation
+        layers = eq.field_layers.get(name, eq.derived_fields.get(name))
         return (layers,) + self.grid.shape if layers else self.grid.shape
 
     def set_initial(self, fields):

@@ -120,6 +120,7 @@ class NavierStokes2D:
     name = "navier_stokes2d"
     fields = ("vorticity",)
     field_layers = {}  # no layered fields
+    derived_fields = {}  # plugins read the state's fields only
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
@@ -227,6 +228,10 @@ class NavierStokes2D:
     def spectral_fields(self, w):
         """{'vorticity': w}: the state's fields in spectral space (views)."""
         return {"vorticity": w}
+
+    def derived_spectra(self, w, names):
+        """No derived fields (``derived_fields`` is empty): {}."""
+        return {}
 
     def from_spectral_fields(self, fields):
         """State from {'vorticity': (M, ny, nx//2+1) complex}."""

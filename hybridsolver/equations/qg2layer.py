@@ -184,6 +184,8 @@ class QG2Layer:
     name = "qg2layer"
     fields = ("q",)
     field_layers = {"q": LAYERS}
+    # fields computed from the state, offered to plugins as inputs (derived_spectra)
+    derived_fields = {"psi": LAYERS, "u": LAYERS, "v": LAYERS}
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
@@ -284,12 +286,29 @@ class QG2Layer:
         """State from {'q': (M, 2, ny, nx//2+1) complex}."""
         return np.asarray(fields["q"], dtype=np.complex128)
 
+    def derived_spectra(self, q, names):
+        """Spectra of the derived fields among ``names``, each a new (M, 2, ny, nx//2+1)
+        array: ``psi`` (m^2/s), ``u = -psi_y`` and ``v = psi_x`` (m/s, without U_j), with
+        the wavenumbers of the advection (pyqg's ``ph``, ``uh``, ``vh``)."""
+        wanted = [n for n in names if n in self.derived_fields]
+        if not wanted:
+            return {}
+        psi = self.streamfunction(q)
+        spectra = {"psi": psi}
+        if "u" in wanted or "v" in wanted:
+            spectra["u"], spectra["v"] = self._velocity_spectra(psi)
+        return {n: spectra[n] for n in wanted}
+
+    def _velocity_spectra(self, psi):
+        """(u_hat, v_hat) = (-il psi, ik psi), new arrays of psi's shape."""
+        g = self.grid
+        return -1j * g.ky[:, None] * psi, 1j * g.kx * psi
+
     def velocity(self, q, psi=None):
         """Physical velocity anomalies ``(u, v)``, each (M, 2, ny, nx) (m/s), without U_j
         (``psi``: the state's :meth:`streamfunction`, if already at hand)."""
-        g = self.grid
-        psi = self.streamfunction(q) if psi is None else psi
-        return self._physical(-1j * g.ky[:, None] * psi), self._physical(1j * g.kx * psi)
+        u_hat, v_hat = self._velocity_spectra(self.streamfunction(q) if psi is None else psi)
+        return self._physical(u_hat), self._physical(v_hat)
 
     def diagnostics(self, q, dt):
         """Per-member scalars, each (M,), in pyqg's conventions.

@@ -8,10 +8,7 @@ transforms a physical interface would add on both sides.  Derivatives are spectr
 the periodic box ``(Ly, Lx)``, with the Nyquist wavenumbers set to zero so that
 derivatives of real fields stay real; the filter width is ``delta = sqrt(dx dy)``.
 
-2D transforms are done as 1D transforms along the last, contiguous axis (with
-transposes for the columns): torch's CPU ``rfft2`` (MKL) pairs batch members in
-vector lanes, so a member's bits would change with the batch size; row by row
-transforms do not, and the host's contract is that batching never changes a member.
+Transforms are ``plugins/spectral.py``'s batch-invariant row-by-row ones.
 
 - :class:`Smagorinsky`: ``nu_t = (cs delta)^2 |S|``, ``|S| = sqrt(2 S_ij S_ij)``, and the
   tendency is the curl of ``div(2 nu_t S)``.  Its kinetic-energy tendency is
@@ -32,25 +29,14 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-
-def wavenumbers(shape, length, zero_nyquist=True):
-    """Angular wavenumbers (ky (ny, 1), kx (1, nx//2+1)) of rfft2 (Nyquist zeroed for derivatives)."""
-    ny, nx = shape
-    ly, lx = length
-    ky = torch.fft.fftfreq(ny, d=1.0 / ny, dtype=torch.float64) * (2 * math.pi / ly)
-    kx = torch.fft.rfftfreq(nx, d=1.0 / nx, dtype=torch.float64) * (2 * math.pi / lx)
-    if zero_nyquist and ny % 2 == 0:
-        ky[ny // 2] = 0.0
-    if zero_nyquist and nx % 2 == 0:
-        kx[nx // 2] = 0.0
-    return ky[:, None], kx[None, :]
+from ..spectral import RowTransforms, wavenumbers
 
 
-class SpectralClosure(nn.Module):
+class SpectralClosure(RowTransforms):
     """Shared spectral operators of a closure on one grid."""
 
     def __init__(self, shape, length):
-        super().__init__()
+        super().__init__(shape)
         ky, kx = wavenumbers(shape, length, zero_nyquist=False)
         k2 = kx**2 + ky**2  # the Laplacian keeps the Nyquist wavenumbers
         inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, torch.ones_like(k2)), torch.zeros_like(k2))
@@ -58,18 +44,7 @@ class SpectralClosure(nn.Module):
         self.register_buffer("kx", kx)
         self.register_buffer("ky", ky)
         self.register_buffer("inv_k2", inv_k2)
-        self.shape = (int(shape[0]), int(shape[1]))
         self.delta = math.sqrt(length[0] / shape[0] * length[1] / shape[1])
-
-    def spectral(self, f: torch.Tensor) -> torch.Tensor:
-        """rfft2 of real (B, ny, nx), batch-invariant (see the module docstring)."""
-        rows = torch.fft.rfft(f, dim=-1)
-        return torch.fft.fft(rows.transpose(-1, -2).contiguous(), dim=-1).transpose(-1, -2)
-
-    def real(self, f_hat: torch.Tensor) -> torch.Tensor:
-        """irfft2 of (B, ny, nx//2+1), batch-invariant."""
-        columns = torch.fft.ifft(f_hat.transpose(-1, -2).contiguous(), dim=-1)
-        return torch.fft.irfft(columns.transpose(-1, -2).contiguous(), n=self.shape[1], dim=-1)
 
     def strain(self, w_hat: torch.Tensor):
         """Strain components ``S11 = u_x`` (``S22 = -S11``) and ``S12``, and ``|S|``."""

@@ -1,0 +1,45 @@
+"""Batch-invariant spectral transforms and wavenumbers for plugin modules (torch).
+
+2D transforms are done as 1D transforms along the last, contiguous axis (with
+transposes for the columns): torch's CPU ``rfft2`` (MKL) pairs batch members in
+vector lanes, so a member's bits would change with the batch size; row by row
+transforms do not, and the host's contract is that batching never changes a member.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+def wavenumbers(shape, length, zero_nyquist=True):
+    """Angular wavenumbers ``(ky (ny, 1), kx (1, nx//2+1))`` (1/length) of rfft2 on a
+    periodic box ``length = (Ly, Lx)``.  ``fftfreq`` order: the Nyquist row is negative
+    (``-ny/2``), the Nyquist column positive; ``zero_nyquist`` sets both to zero so that
+    derivatives of real fields stay real."""
+    ny, nx = shape
+    ly, lx = length
+    ky = torch.fft.fftfreq(ny, d=1.0 / ny, dtype=torch.float64) * (2 * math.pi / ly)
+    kx = torch.fft.rfftfreq(nx, d=1.0 / nx, dtype=torch.float64) * (2 * math.pi / lx)
+    if zero_nyquist and ny % 2 == 0:
+        ky[ny // 2] = 0.0
+    if zero_nyquist and nx % 2 == 0:
+        kx[nx // 2] = 0.0
+    return ky[:, None], kx[None, :]
+
+
+class RowTransforms(nn.Module):
+    """The unnormalised rfft2 and its inverse over the last two axes of ``(..., ny, nx)``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = (int(shape[0]), int(shape[1]))
+
+    def spectral(self, f: torch.Tensor) -> torch.Tensor:
+        """rfft2 of real (..., ny, nx) to (..., ny, nx//2+1), batch-invariant."""
+        rows = torch.fft.rfft(f, dim=-1)
+        return torch.fft.fft(rows.transpose(-1, -2).contiguous(), dim=-1).transpose(-1, -2)
+
+    def real(self, f_hat: torch.Tensor) -> torch.Tensor:
+        """irfft2 of (..., ny, nx//2+1) to real (..., ny, nx), batch-invariant."""
+        columns = torch.fft.ifft(f_hat.transpose(-1, -2).contiguous(), dim=-1)
+        return torch.fft.irfft(columns.transpose(-1, -2).contiguous(), n=self.shape[1], dim=-1)
