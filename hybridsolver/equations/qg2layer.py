@@ -236,9 +236,10 @@ class QG2Layer:
         if filt is not None and filt is not self._filter[0]:
             self._filter = (filt, interleave(filt))
         out_f = out.view(np.float64)
+        # the stepper may hand the tendency as a collapsed float view (fft.float_view)
+        held = out_f if tendency is None else tendency.view(np.float64).reshape(out_f.shape)
         _explicit(q.view(np.float64), out_f, update, out_f if n1 is None else n1.view(np.float64),
-                  out_f if n2 is None else n2.view(np.float64),
-                  out_f if tendency is None else tendency.view(np.float64), tendency is not None,
+                  out_f if n2 is None else n2.view(np.float64), held, tendency is not None,
                   *coefficients, self._filter[1], *self._constants)
 
     def explicit(self, q, out):

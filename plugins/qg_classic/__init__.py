@@ -1,0 +1,1 @@
+"""pyqg's classic subgrid parameterizations for qg2layer, as batched hybridsolver plugins."""

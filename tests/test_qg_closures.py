@@ -1,0 +1,178 @@
+"""pyqg's parameterizations as our plugins, and our artifacts inside pyqg (interop.pyqg)."""
+import os
+import tomllib
+from typing import Dict, List
+
+import numpy as np
+import pyqg
+import pytest
+import torch
+
+from hybridsolver import Simulation
+from hybridsolver.case import CaseError
+from hybridsolver.interop.pyqg import ArtifactParameterization, case_from_model, qg_model
+from hybridsolver.plugin import PluginError, export
+from hybridsolver_plugins.classic.registry import smagorinsky as ns_smagorinsky
+from hybridsolver_plugins.qg_classic.export import CONFIGS, manifest
+from hybridsolver_plugins.spectral import RowTransforms
+
+ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
+EDDY = os.path.join(ROOT, "cases", "qg_eddy.toml")
+JET = os.path.join(ROOT, "cases", "qg_jet.toml")
+JET_KEYS = {"beta": 1e-11, "delta": 0.1, "rek": 7e-8}
+PYQG = {"qg_smagorinsky": pyqg.parameterizations.Smagorinsky,
+        "qg_zanna_bolton2020": pyqg.parameterizations.ZannaBolton2020,
+        "qg_backscatter_eddy": pyqg.parameterizations.BackscatterBiharmonic,
+        "qg_backscatter_jet": pyqg.parameterizations.BackscatterBiharmonic}
+EDDY_PLUGINS = ["qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_eddy"]
+
+
+def ours(case, plugins=(), members=1, **overrides):
+    return Simulation.from_case(case, {"ensemble.members": members, "plugins": list(plugins)} | overrides)
+
+
+def rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def turbulent_q(seed=3):
+    """A large-amplitude white-noise PV (2, 64, 64), nonlinear from the first step (1/s)."""
+    return 2e-6 * np.random.default_rng(seed).standard_normal((2, 64, 64))
+
+
+def pyqg_tendency(parameterization, model):
+    """pyqg's PV tendency spectrum of a parameterization (its kernel's arithmetic)."""
+    if parameterization.parameterization_type == "q_parameterization":
+        return model.fft(parameterization(model))
+    du, dv = parameterization(model)
+    return -model.il * model.fft(du) + model.ik * model.fft(dv)
+
+
+@pytest.mark.parametrize("name", EDDY_PLUGINS)
+def test_plugin_tendency_equals_pyqg_parameterization(name):
+    """On a white-noise state (the Nyquist modes fully excited), the plugin's tendency is
+    pyqg's to round-off."""
+    model = pyqg.QGModel(nx=64, dt=3600.0, log_level=0)
+    model.q = turbulent_q()
+    model._invert()
+    sim = ours(EDDY, [{"path": name}])
+    sim.set_initial({"q": model.q})
+    sim.start_hooks()
+    ours_hat = sim.hooks[0](sim, sim.state)[0]
+    assert rel(ours_hat, pyqg_tendency(PYQG[name](), model)) < 1e-13
+
+
+CONFIGURATIONS = [(EDDY, {}, p) for p in EDDY_PLUGINS] + [
+    (JET, JET_KEYS, p) for p in ("qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_jet")]
+
+
+@pytest.mark.parametrize("case, keys, name", CONFIGURATIONS,
+                         ids=[f"{'jet' if k else 'eddy'}-{p}" for _, k, p in CONFIGURATIONS])
+def test_agrees_with_pyqg_with_parameterization_after_500_steps(case, keys, name):
+    """Acceptance 1 with a parameterization: our host with the plugin (every step) and
+    pyqg with its own parameterization, from pyqg's initial q."""
+    plain = pyqg.QGModel(nx=64, dt=3600.0, log_level=0, **keys)
+    model = pyqg.QGModel(nx=64, dt=3600.0, log_level=0, parameterization=PYQG[name](), **keys)
+    model.q = plain.q
+    sim = ours(case, [{"path": name, "every": 1}])
+    sim.set_initial({"q": plain.q})
+    for _ in range(500):
+        model._step_forward()
+        plain._step_forward()
+    sim.advance(500)
+    q = sim.fields()["q"][0]
+    assert rel(q, model.q) < 1e-10
+    assert rel(plain.q, model.q) > 1e-4  # the parameterization matters
+
+
+@pytest.mark.parametrize("name", EDDY_PLUGINS)
+def test_agrees_with_pyqg_with_parameterization_in_developed_turbulence(name):
+    model = pyqg.QGModel(nx=64, dt=3600.0, log_level=0, parameterization=PYQG[name]())
+    model.q = turbulent_q()
+    sim = ours(EDDY, [{"path": name}])
+    sim.set_initial({"q": turbulent_q()})
+    for _ in range(200):
+        model._step_forward()
+    sim.advance(200)
+    assert rel(sim.fields()["q"][0], model.q) < 1e-10
+
+
+@pytest.mark.parametrize("name", EDDY_PLUGINS)
+def test_artifact_inside_pyqg_follows_our_host(name):
+    """Acceptance 3: the artifact as a pyqg q_parameterization gives the trajectory it gives
+    in our host, 100 steps from a nonlinear start."""
+    sim = ours(EDDY, [{"path": name}])
+    sim.set_initial({"q": turbulent_q()})
+    model = qg_model(sim, q_parameterization=ArtifactParameterization(name))
+    for _ in range(100):
+        model._step_forward()
+    sim.advance(100)
+    assert rel(sim.fields()["q"][0], model.q) < 1e-10
+
+
+class LayerNoise(RowTransforms):
+    """Test module: a PV tendency ``amplitude * F(eta)`` of the host's noise (B, 2, ny, nx)."""
+
+    def __init__(self, amplitude):
+        super().__init__((64, 64))
+        self.amplitude = float(amplitude)
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return self.amplitude * self.spectral(noise[0])
+
+
+def _export_qg(tmp_path, module, **changes):
+    path = str(tmp_path / "qg_test.pt")
+    export(module, manifest("smagorinsky", (64, 64), (1e6, 1e6)) | {"name": "qg_test"} | changes, path)
+    return path
+
+
+def test_stochastic_artifact_inside_pyqg_follows_its_member(tmp_path):
+    """Noise comes from the chosen member's stream at pyqg's step, held over ``every``:
+    member 2 of a 3-member ensemble is reproduced alone inside pyqg."""
+    noise = [{"name": "eta", "shape": [2, 64, 64]}]
+    path = _export_qg(tmp_path, LayerNoise(1e-12), stochastic=True, noise=noise)
+    sim = ours(EDDY, [{"path": path, "every": 3}], members=3, **{"ensemble.seed": 5})
+    sim.set_initial({"q": np.stack([turbulent_q(s) for s in range(3)])})
+    model = pyqg.QGModel(nx=64, dt=3600.0, log_level=0,
+                         q_parameterization=ArtifactParameterization(path, every=3, seed=5, member=2))
+    model.q = turbulent_q(2)
+    plain = pyqg.QGModel(nx=64, dt=3600.0, log_level=0)
+    plain.q = turbulent_q(2)
+    for _ in range(30):
+        model._step_forward()
+        plain._step_forward()
+    sim.advance(30)
+    assert rel(sim.fields()["q"][2], model.q) < 1e-10
+    assert rel(plain.q, model.q) > 1e-3  # the noise matters
+
+
+def test_refuses_artifact_made_for_other_layers(capsys):
+    with pytest.raises(CaseError, match=r"artifact made for equation.delta = 0.25, case equation.delta = 0.1"):
+        ours(JET, [{"path": "qg_backscatter_eddy"}])
+
+
+def test_adapter_refuses_wrong_artifacts(tmp_path):
+    model = pyqg.QGModel(nx=64, dt=3600.0, log_level=0, q_parameterization=ArtifactParameterization(ns_smagorinsky))
+    with pytest.raises(PluginError, match="artifact equation 'navier_stokes2d', case equation.name 'qg2layer'"):
+        model._step_forward()
+    path = _export_qg(tmp_path, LayerNoise(0.0), callsite="post_step")
+    with pytest.raises(PluginError, match="needs an artifact of callsite 'tendency', this one is 'post_step'"):
+        ArtifactParameterization(path)
+
+
+def test_case_from_model_round_trips():
+    """pyqg model -> case -> pyqg model keeps the physics (the adapter's contract check)."""
+    model = pyqg.QGModel(nx=32, L=2e6, dt=1800.0, log_level=0, **JET_KEYS)
+    sim = Simulation.from_case(case_from_model(model))
+    again = qg_model(sim)
+    for key in ("nx", "L", "W", "dt", "beta", "rd", "delta", "rek", "filterfac", "U1", "U2", "F1", "F2"):
+        assert getattr(again, key) == pytest.approx(getattr(model, key), rel=1e-15), key
+    assert again.Hi == pytest.approx(model.Hi)
+
+
+@pytest.mark.parametrize("config, case", [("eddy", EDDY), ("jet", JET)])
+def test_backscatter_configurations_follow_the_cases(config, case):
+    with open(case, "rb") as f:
+        equation = tomllib.load(f)["equation"]
+    assert CONFIGS[config] == {k: equation[k] for k in CONFIGS[config]}
