@@ -176,3 +176,108 @@ def test_backscatter_configurations_follow_the_cases(config, case):
     with open(case, "rb") as f:
         equation = tomllib.load(f)["equation"]
     assert CONFIGS[config] == {k: equation[k] for k in CONFIGS[config]}
+
+
+# ---- subgrid data (hybridsolver.subgrid) ---------------------------------------------------
+
+def _pyqg_coarse_graining(fine_model, nx, kind):
+    """Ross et al. (2023)'s operators 1 and 2 and their total PV forcing, computed with pyqg
+    models (coarse Nyquist modes zeroed, as our truncation does): (bar q, S_q) physical."""
+    m1 = fine_model
+    config = {k: getattr(m1, k) for k in ("L", "W", "dt", "rek", "beta", "delta", "U1", "U2", "rd")}
+    m2 = pyqg.QGModel(nx=nx, log_level=0, H1=m1.Hi[0], **config)
+    nk = nx // 2
+    filt = m2.filtr if kind == "sharp" else np.exp(-m2.wv**2 * (2 * m2.dx) ** 2 / 24)
+
+    def bar(spectrum):
+        out = np.concatenate((spectrum[:, :nk, :nk + 1], spectrum[:, -nk:, :nk + 1]), axis=1) * filt
+        out *= (nx / m1.nx) ** 2
+        out[:, nk, :] = 0.0
+        out[:, :, nk] = 0.0
+        return out
+
+    m1._invert()
+    m2.q = m2.ifft(bar(m1.qh))
+    for m in (m1, m2):
+        m._invert()
+        m._do_advection()
+        m._do_friction()
+    return m2.q, m2.ifft(bar(m1.dqhdt) - m2.dqhdt)
+
+
+@pytest.mark.parametrize("kind", ["sharp", "gaussian"])
+def test_subgrid_forcing_matches_pyqg_coarse_graining(kind):
+    """S_q = bar(N_fine(q)) - N_coarse(bar q) of a 128^2 turbulent state, against the
+    same operator built from pyqg models (the pyqg parameterization benchmarks' recipe)."""
+    from hybridsolver.subgrid import Coarsener
+
+    model = pyqg.QGModel(nx=128, dt=3600.0, log_level=0)
+    model.q = 1e-6 * np.random.default_rng(0).standard_normal((2, 128, 128))
+    for _ in range(100):
+        model._step_forward()
+    fine = ours(EDDY, **{"grid.shape": [128, 128]})
+    fine.set_initial({"q": model.q})
+    record = Coarsener(fine, (64, 64), kind).record(fine.state)
+    q_bar, s_q = _pyqg_coarse_graining(model, 64, kind)
+    assert rel(record["q"][0], q_bar) < 1e-13
+    assert rel(record["S_q"][0], s_q) < 1e-12
+    assert np.abs(s_q).max() > 1e-3 * np.abs(model.ifft(model.dqhdt)).max()  # a real forcing
+
+
+def test_sharp_subgrid_forcing_vanishes_for_resolved_flow():
+    """A flow of wavenumbers |k| <= 5 (its advection reaches 10 < 0.65 * 32) is resolved on
+    the 64^2 grid: the sharp operator's S_q is zero to round-off, the Gaussian's is not
+    (it does not commute with the advection)."""
+    from hybridsolver.subgrid import Coarsener
+
+    fine = ours(EDDY, **{"grid.shape": [128, 128]})
+    g = fine.grid
+    rng = np.random.default_rng(1)
+    q_hat = np.where(g.k2 <= (5 * 2 * np.pi / g.Lx) ** 2 + 1e-30, 1.0, 0.0) * (
+        rng.standard_normal((1, 2) + g.spectral_shape) + 1j * rng.standard_normal((1, 2) + g.spectral_shape))
+    q = fine.equation.to_fields(q_hat)["q"]
+    fine.set_initial({"q": 1e-5 * q / np.abs(q).max()})  # nonlinear: |u| ~ 0.3 m/s
+    sharp = Coarsener(fine, (64, 64), "sharp")
+    s_q, q_bar = sharp.forcing(fine.state)
+    tendency = np.empty_like(q_bar)
+    sharp.coarse.equation.explicit(q_bar, tendency)
+    assert np.linalg.norm(s_q) < 1e-12 * np.linalg.norm(tendency)
+    s_gauss, _ = Coarsener(fine, (64, 64), "gaussian").forcing(fine.state)
+    assert np.linalg.norm(s_gauss) > 1e-3 * np.linalg.norm(tendency)
+
+
+def _generate(out, **kwargs):
+    from hybridsolver.subgrid import generate
+
+    overrides = {"ensemble.members": 2, "time.t_end": 40 * 3600.0}
+    return generate(EDDY, str(out), coarse=32, every=10, start=5 * 3600.0, overrides=overrides, checkpoint_every=7,
+                    progress=False, **kwargs)
+
+
+def test_subgrid_dataset_resumes_to_the_same_records(tmp_path):
+    import xarray as xr
+
+    whole = _generate(tmp_path / "whole")
+    _generate(tmp_path / "split", stop_at=18)
+    with xr.open_dataset(tmp_path / "split" / "subgrid.nc") as ds:
+        assert list(ds.step.values) == [5, 15]  # complete and readable after the first part
+    split = _generate(tmp_path / "split")
+    with xr.open_dataset(whole) as a, xr.open_dataset(split) as b:
+        assert list(a.step.values) == [5, 15, 25, 35]
+        assert a.S_q.dims == ("filter", "member", "time", "layer", "y", "x")
+        assert a.S_q.shape == (2, 2, 4, 2, 32, 32) and list(a["filter"].values) == ["sharp", "gaussian"]
+        for name in ("q", "u", "v", "S_q"):
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+        assert np.abs(a.S_q.values).max() > 0
+
+
+def test_subgrid_refuses_other_arguments_and_bad_grids(tmp_path, capsys):
+    from hybridsolver import subgrid
+
+    _generate(tmp_path / "d", stop_at=6)
+    with pytest.raises(CaseError, match="generated with every = 10, now 5"):
+        subgrid.generate(EDDY, str(tmp_path / "d"), coarse=32, every=5, start=5 * 3600.0,
+                         overrides={"ensemble.members": 2, "time.t_end": 40 * 3600.0}, progress=False)
+    code = subgrid.main([EDDY, "--out", str(tmp_path / "e"), "--coarse", "96", "--quiet"])
+    assert code == 2 and "--coarse: the coarse grid [96, 96] must be even and coarser than grid.shape [64, 64]" in \
+        capsys.readouterr().err

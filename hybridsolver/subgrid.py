@@ -1,0 +1,238 @@
+"""Subgrid PV forcing of ``qg2layer`` for closure training: a high-resolution ensemble
+coarse-grained to a low-resolution grid (the operators of Ross et al. 2023).
+
+A coarse-graining operator ``bar`` truncates the unnormalised spectrum of a fine field
+to the coarse grid's wavenumbers (:func:`hybridsolver.grid.coarsen`: the coarse Nyquist
+modes are zeroed, the rest rescaled for the transform size) and multiplies it by a
+filter of the coarse grid:
+
+- ``sharp``: pyqg's exponential filter of the low-resolution model (1 for
+  ``|k| dx <= 0.65 pi``, ``exp(-filterfac (|k| dx - 0.65 pi)^4)`` beyond);
+- ``gaussian``: ``exp(-|k|^2 (2 dx)^2 / 24)``, a Gaussian of width ``2 dx``.
+
+The subgrid PV forcing is what the low-resolution model misses of the filtered fine
+tendency,
+
+    S_q = bar(N_fine(q)) - N_coarse(bar(q)),
+
+with ``N`` the model's tendency (advection by ``u + U_j``, ``-beta_j psi_x`` and the
+bottom drag; the linear terms commute with ``bar`` and cancel, so ``S_q`` is the
+subgrid advection).  The coarse fields are written with ``u``, ``v`` of ``bar(q)``:
+
+    python -m hybridsolver.subgrid CASE [--set a.b=VALUE ...] --out DIR [--coarse 64]
+                                   [--every 1000] [--start 0] [--checkpoint-every 1000]
+
+runs the (high-resolution) case to its end and every ``--every`` steps from model time
+``--start`` on appends ``q``, ``u``, ``v`` and ``S_q`` of both filters to
+``DIR/subgrid.nc`` (dims ``filter, member, time, layer, y, x``, float32).  The file is
+complete between appends.  The ensemble is checkpointed (``DIR/checkpoint.npz``: state,
+step, AB3 history) after every record and every ``--checkpoint-every`` steps, so that a
+killed or finished-early run continues where it stopped when started again with the same
+arguments (``DIR/meta.json`` keeps them; other arguments are refused).
+"""
+import argparse
+import json
+import os
+import sys
+
+import netCDF4
+import numpy as np
+from tqdm import tqdm
+
+from . import fft
+from .case import CaseError, parse_set_options
+from .grid import coarsen
+from .simulation import Simulation
+from .steppers import AdamsBashforth3
+
+FILTERS = ("sharp", "gaussian")
+FIELDS = ("q", "u", "v", "S_q")
+UNITS = {"q": "1/s", "u": "m/s", "v": "m/s", "S_q": "1/s^2"}
+
+
+class Coarsener:
+    """The operator ``bar`` from the grid of ``fine`` (a ``qg2layer`` Simulation) to
+    ``shape = (ny, nx)`` with filter ``kind`` (one of :data:`FILTERS`), and the coarse
+    model (``coarse``: the fine case on the coarse grid, without plugins)."""
+
+    def __init__(self, fine, shape, kind):
+        if fine.equation.name != "qg2layer":
+            raise CaseError(f"equation.name: subgrid forcing is defined for qg2layer, got '{fine.equation.name}'")
+        if kind not in FILTERS:
+            raise CaseError(f"subgrid filter: expected one of {', '.join(FILTERS)}, got '{kind}'")
+        self.shape = tuple(int(n) for n in shape)
+        if any(c >= f or c % 2 for c, f in zip(self.shape, fine.grid.shape)):
+            raise CaseError(f"--coarse: the coarse grid {list(self.shape)} must be even and coarser than "
+                            f"grid.shape {list(fine.grid.shape)}")
+        self.fine = fine
+        self.coarse = Simulation.from_case(fine.case.data, {"grid.shape": list(self.shape), "plugins": []})
+        g = self.coarse.grid
+        if kind == "sharp":
+            if g.dealias != "exponential":
+                raise CaseError(f"grid.dealias: the sharp filter is pyqg's exponential one, got '{g.dealias}'")
+            self.filter = g.state_filter()
+        else:
+            self.filter = np.exp(-g.k2 * (2 * g.dx) ** 2 / 24)
+        self.kind = kind
+
+    def __call__(self, spectrum):
+        """``bar`` of fine spectra (..., Ny, Nx//2+1) -> coarse spectra (..., ny, nx//2+1)."""
+        return coarsen(spectrum, self.shape) * self.filter
+
+    def forcing(self, q_fine):
+        """``S_q`` (spectral, (M, 2, ny, nx//2+1), 1/s^2) of fine states ``q_fine``
+        (M, 2, Ny, Nx//2+1), and ``bar(q)``."""
+        fine_tendency = fft.empty(q_fine.shape, np.complex128)
+        self.fine.equation.explicit(q_fine, fine_tendency)
+        q_bar = self(q_fine)
+        coarse_tendency = fft.empty(q_bar.shape, np.complex128)
+        self.coarse.equation.explicit(q_bar, coarse_tendency)
+        return self(fine_tendency) - coarse_tendency, q_bar
+
+    def record(self, q_fine):
+        """{'q', 'u', 'v', 'S_q'}: the coarse physical fields, each (M, 2, ny, nx)."""
+        eq = self.coarse.equation
+        s_q, q_bar = self.forcing(q_fine)
+        u, v = eq.velocity(q_bar)
+        return {"q": eq.to_fields(q_bar)["q"], "u": u, "v": v, "S_q": eq.to_fields(s_q)["q"]}
+
+
+# ---- the dataset writer -----------------------------------------------------------------
+
+def _create(path, fine, coarse_grid, meta):
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("filter", len(FILTERS))
+        ds.createDimension("member", len(fine.members))
+        ds.createDimension("time", None)
+        ds.createDimension("layer", 2)
+        ds.createDimension("y", coarse_grid.ny)
+        ds.createDimension("x", coarse_grid.nx)
+        ds.createVariable("filter", str, ("filter",))[:] = np.array(FILTERS, dtype=object)
+        ds.createVariable("member", "i8", ("member",))[:] = np.asarray(fine.members)
+        ds.createVariable("time", "f8", ("time",)).units = "s"
+        ds.createVariable("step", "i8", ("time",))
+        ds.createVariable("y", "f8", ("y",))[:] = coarse_grid.y
+        ds.createVariable("x", "f8", ("x",))[:] = coarse_grid.x
+        for name in FIELDS:
+            var = ds.createVariable(name, "f4", ("filter", "member", "time", "layer", "y", "x"))
+            var.units = UNITS[name]
+        ds["S_q"].long_name = "subgrid PV forcing bar(N_fine(q)) - N_coarse(bar(q))"
+        ds.fine_case = fine.case.to_toml()
+        ds.meta = json.dumps(meta)
+
+
+def _recorded_steps(path):
+    with netCDF4.Dataset(path) as ds:
+        return [int(s) for s in ds["step"][:]]
+
+
+def _append(path, sim, coarseners):
+    records = [c.record(sim.state) for c in coarseners]
+    with netCDF4.Dataset(path, "a") as ds:
+        n = ds.dimensions["time"].size
+        for name in FIELDS:
+            ds[name][:, :, n] = np.stack([r[name] for r in records]).astype(np.float32)
+        ds["time"][n] = sim.time
+        ds["step"][n] = sim.step
+
+
+def save_checkpoint(sim, path):
+    """Write ``sim``'s state, step and AB3 history to ``path`` (.npz) atomically."""
+    stepper = sim.stepper
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, state=sim.state, step=sim.step, history=np.stack(stepper.history),
+             history_length=stepper.history_length)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(sim, path):
+    """Restore what :func:`save_checkpoint` wrote into ``sim``."""
+    with np.load(path) as ck:
+        sim.state[...] = ck["state"]
+        sim.step = int(ck["step"])
+        for buffer, saved in zip(sim.stepper.history, ck["history"]):
+            buffer[...] = saved
+        sim.stepper.history_length = int(ck["history_length"])
+
+
+def _check_meta(out, meta):
+    path = os.path.join(out, "meta.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        for key, value in meta.items():
+            if old.get(key) != value:
+                raise CaseError(f"{path}: this folder was generated with {key} = {old.get(key)!r}, now {value!r} "
+                                "(use another --out, or the same arguments to resume)")
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkpoint_every=1000, stop_at=None,
+             progress=True):
+    """Run ``case`` (with ``overrides``) to its end, recording subgrid data into ``out``;
+    resumes from ``out/checkpoint.npz``.  ``stop_at`` ends this call at that step (the run
+    continues at the next call).  Returns the path of ``subgrid.nc``."""
+    if every < 1:
+        raise CaseError(f"--every: expected a positive number of steps, got {every}")
+    sim = Simulation.from_case(case, overrides)
+    if not isinstance(sim.stepper, AdamsBashforth3) or sim.hooks:
+        raise CaseError("time.scheme: subgrid data runs the qg2layer model as pyqg (ab3, no plugins)")
+    coarseners = [Coarsener(sim, (coarse, coarse), kind) for kind in FILTERS]
+    meta = {"case": sim.case.to_toml(), "coarse": coarse, "every": every, "start": start}
+    _check_meta(out, meta)
+    path, checkpoint = os.path.join(out, "subgrid.nc"), os.path.join(out, "checkpoint.npz")
+    if not os.path.exists(path):
+        _create(path, sim, coarseners[0].coarse.grid, meta)
+    if os.path.exists(checkpoint):
+        load_checkpoint(sim, checkpoint)
+    recorded = set(_recorded_steps(path))
+    end = sim.total_steps if stop_at is None else min(stop_at, sim.total_steps)
+    first = int(np.ceil(start / sim.dt - 1e-9))
+    with tqdm(total=end - sim.step, unit="step", disable=not progress, dynamic_ncols=True) as bar:
+        while True:
+            if sim.step >= first and (sim.step - first) % every == 0 and sim.step not in recorded:
+                _append(path, sim, coarseners)
+                recorded.add(sim.step)
+                save_checkpoint(sim, checkpoint)
+            if sim.step >= end:
+                break
+            due = first if sim.step < first else sim.step + every - (sim.step - first) % every
+            target = min(due, end, sim.step + checkpoint_every)
+            before = sim.step
+            sim.advance(target - sim.step)
+            bar.update(sim.step - before)
+            if not np.isfinite(sim.state).all():
+                raise RuntimeError(f"{path}: the fine model blew up by step {sim.step}")
+            if sim.step % checkpoint_every == 0:
+                save_checkpoint(sim, checkpoint)
+    save_checkpoint(sim, checkpoint)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", help="the high-resolution qg2layer case file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="case override")
+    parser.add_argument("--out", required=True, help="dataset folder")
+    parser.add_argument("--coarse", type=int, default=64, help="coarse grid points per side (default 64)")
+    parser.add_argument("--every", type=int, default=1000, help="steps between records (default 1000)")
+    parser.add_argument("--start", type=float, default=0.0, help="model time of the first record (default 0)")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        overrides = parse_set_options(args.set)
+        path = generate(args.case, args.out, args.coarse, args.every, args.start, overrides, args.checkpoint_every,
+                        progress=not args.quiet)
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
