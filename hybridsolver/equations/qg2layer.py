@@ -144,28 +144,44 @@ def _slab(q, out, n1, n2, tendency, has_tendency, update, c0, c1, c2, filt, psi,
 
 
 @numba.njit(parallel=True, cache=True)
-def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt,
+def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt, chunks,
               coefficients, kx, ky, kq, mean_flow, inv_n, execute, plans, psi, hats, physical):
-    """The whole explicit term: the streamfunction of every member, then every (member,
-    layer) slab in parallel (:func:`_slab`), so that the slab's buffers stay in cache
-    from its velocities to its tendency; with ``update``, also the held ``tendency`` and
-    the AB3 update.
+    """The whole explicit term, slab by slab (:func:`_slab`), so that a slab's buffers
+    stay in cache from its velocities to its tendency; with ``update``, also the held
+    ``tendency`` and the AB3 update.  ``chunks = 0``: every member's streamfunction,
+    then every (member, layer) slab in parallel; ``chunks > 0``: that many runs of
+    members in parallel, member by member (:meth:`QG2Layer._chunks`).
 
     ``q``, ``out``, ``n1``, ``n2``, ``tendency``, ``psi``: float views (M, 2, ny, 2 nxh)
     (``tendency`` is read only with ``has_tendency``); ``coefficients``: (a00, a01, a10,
     a11, mask, drag of layer 1, drag of layer 2), interleaved (7, ny, 2 nxh), as are
     ``kx`` (2 nxh), ``kq`` (2, 2 nxh) and ``filt`` (ny, 2 nxh); ``hats``: (2, 2 M, ny,
-    2 nxh) and ``physical``: (3, 2 M, ny, nx) scratch; ``execute``: :data:`fft.EXECUTE`;
+    2 nxh) and ``physical``: (3, 2 M, ny, nx) scratch, per slab or per run;
+    ``execute``: :data:`fft.EXECUTE`;
     ``plans``: single-threaded inverse and forward ``(rows, columns)`` pointers.
     """
-    for m in prange(q.shape[0]):
-        _streamfunction(q[m], coefficients[0], coefficients[1], coefficients[2], coefficients[3], psi[m])
-    for s in prange(2 * q.shape[0]):
-        m, layer = s // 2, s % 2
-        _slab(q[m, layer], out[m, layer], n1[m, layer], n2[m, layer], tendency[m, layer], has_tendency, update,
-              c0, c1, c2, filt, psi[m, layer], kx, ky, kq[layer], coefficients[4], coefficients[5 + layer],
-              mean_flow[layer], inv_n, execute, plans, hats[0, s], hats[1, s], physical[0, s], physical[1, s],
-              physical[2, s])
+    members = q.shape[0]
+    if chunks == 0:
+        # every (member, layer) slab in parallel, after every member's streamfunction
+        for m in prange(members):
+            _streamfunction(q[m], coefficients[0], coefficients[1], coefficients[2], coefficients[3], psi[m])
+        for s in prange(2 * members):
+            m, layer = s // 2, s % 2
+            _slab(q[m, layer], out[m, layer], n1[m, layer], n2[m, layer], tendency[m, layer], has_tendency,
+                  update, c0, c1, c2, filt, psi[m, layer], kx, ky, kq[layer], coefficients[4],
+                  coefficients[5 + layer], mean_flow[layer], inv_n, execute, plans, hats[0, s], hats[1, s],
+                  physical[0, s], physical[1, s], physical[2, s])
+        return
+    # ``chunks`` equal runs of members in parallel, each member whole (its streamfunction
+    # still in cache for its slabs) with the run's scratch (reused, so it stays in cache)
+    for c in prange(chunks):
+        for m in range(c * members // chunks, (c + 1) * members // chunks):
+            _streamfunction(q[m], coefficients[0], coefficients[1], coefficients[2], coefficients[3], psi[m])
+            for layer in range(2):
+                _slab(q[m, layer], out[m, layer], n1[m, layer], n2[m, layer], tendency[m, layer], has_tendency,
+                      update, c0, c1, c2, filt, psi[m, layer], kx, ky, kq[layer], coefficients[4],
+                      coefficients[5 + layer], mean_flow[layer], inv_n, execute, plans, hats[0, c], hats[1, c],
+                      physical[0, c], physical[1, c], physical[2, c])
 
 
 def interleave(coefficients):
@@ -240,7 +256,15 @@ class QG2Layer:
         held = out_f if tendency is None else tendency.view(np.float64).reshape(out_f.shape)
         _explicit(q.view(np.float64), out_f, update, out_f if n1 is None else n1.view(np.float64),
                   out_f if n2 is None else n2.view(np.float64), held, tendency is not None,
-                  *coefficients, self._filter[1], *self._constants)
+                  *coefficients, self._filter[1], self._chunks(q.shape[0]), *self._constants)
+
+    @staticmethod
+    def _chunks(members):
+        """Parallel runs of whole members for :func:`_explicit`: one per thread when the
+        members divide evenly among the threads, else 0 (parallel over (member, layer)
+        slabs, which balances two layers of one member)."""
+        threads = numba.get_num_threads()
+        return threads if members >= threads and members % threads == 0 and members > 1 else 0
 
     def explicit(self, q, out):
         """out = the advective, beta and drag tendency of state q; 10 FFTs, no allocation."""
