@@ -89,38 +89,35 @@ def _fluxes(u, v, q, U, inv_n):
 
 
 @numba.njit(cache=True)
-def _tendency(uq_hat, vq_hat, psi, kx, ky, kq, mask, drag, out):
-    """out = -(ik uq_hat + il vq_hat + ik beta psi) mask + drag psi for one layer (ny, 2 nxh).
+def _tendency(uq_hat, vq_hat, psi, kx, ky, kq, mask, drag, out, update, q, n1, n2, tendency, has_tendency,
+              c0, c1, c2, filt):
+    """out = -(ik uq_hat + il vq_hat + ik beta psi) mask + drag psi for one layer (ny, 2 nxh),
+    and with ``update`` the AB3 step of the layer row by row, while the row is in cache:
+    out += tendency (with ``has_tendency``), then pyqg's q = filt (q + c0 out + c1 n1 + c2 n2).
 
-    Computed as ``-i t mask + drag psi`` with ``t = (k uq_hat + l vq_hat) + k beta psi``
-    (pyqg's expression, rounding included).  ``kq = kx beta_layer``; ``drag`` is
-    ``r_ek kappa^2`` for the bottom layer and zero for the top one.
+    The tendency is computed as ``-i t mask + drag psi`` with ``t = (k uq_hat + l vq_hat) +
+    k beta psi`` (pyqg's expression, rounding included).  ``kq = kx beta_layer``; ``drag``
+    is ``r_ek kappa^2`` for the bottom layer and zero for the top one.
     """
     ny, width = out.shape
     for i in range(ny):
         l = ky[i]
         ua, va, pa, o, mk, dr = uq_hat[i], vq_hat[i], psi[i], out[i], mask[i], drag[i]
-        for k in range(width):
-            o[k] = (kx[k] * ua[k] + l * va[k]) + kq[k] * pa[k]
         for j in range(width // 2):
-            t_re, t_im = o[2 * j], o[2 * j + 1]
-            o[2 * j] = mk[2 * j] * t_im + dr[2 * j] * pa[2 * j]
-            o[2 * j + 1] = mk[2 * j + 1] * -t_re + dr[2 * j + 1] * pa[2 * j + 1]
-
-
-@numba.njit(cache=True)
-def _ab3_layer(q, n0, n1, n2, tendency, has_tendency, c0, c1, c2, filt):
-    """One layer (ny, 2 nxh): n0 += tendency (with ``has_tendency``), then pyqg's update
-    q = filt (q + c0 n0 + c1 n1 + c2 n2)."""
-    ny, width = q.shape
-    for i in range(ny):
-        qr, r0, r1, r2, fl = q[i], n0[i], n1[i], n2[i], filt[i]
-        if has_tendency:
-            tr = tendency[i]
+            re, im = 2 * j, 2 * j + 1
+            k = kx[re]
+            t_re = (k * ua[re] + l * va[re]) + kq[re] * pa[re]
+            t_im = (k * ua[im] + l * va[im]) + kq[re] * pa[im]
+            o[re] = mk[re] * t_im + dr[re] * pa[re]
+            o[im] = mk[im] * -t_re + dr[im] * pa[im]
+        if update:
+            qr, r1, r2, fl = q[i], n1[i], n2[i], filt[i]
+            if has_tendency:
+                tr = tendency[i]
+                for k in range(width):
+                    o[k] += tr[k]
             for k in range(width):
-                r0[k] += tr[k]
-        for k in range(width):
-            qr[k] = fl[k] * (qr[k] + c0 * r0[k] + c1 * r1[k] + c2 * r2[k])
+                qr[k] = fl[k] * (qr[k] + c0 * o[k] + c1 * r1[k] + c2 * r2[k])
 
 
 @numba.njit(cache=True)
@@ -138,9 +135,7 @@ def _slab(q, out, n1, n2, tendency, has_tendency, update, c0, c1, c2, filt, psi,
     _fluxes(u, v, q_phys, U, inv_n)
     fft.forward_slab(execute, fwd_rows, fwd_cols, u.ctypes.data, a.ctypes.data)
     fft.forward_slab(execute, fwd_rows, fwd_cols, v.ctypes.data, b.ctypes.data)
-    _tendency(a, b, psi, kx, ky, kq, mask, drag, out)
-    if update:
-        _ab3_layer(q, out, n1, n2, tendency, has_tendency, c0, c1, c2, filt)
+    _tendency(a, b, psi, kx, ky, kq, mask, drag, out, update, q, n1, n2, tendency, has_tendency, c0, c1, c2, filt)
 
 
 @numba.njit(parallel=True, cache=True)
