@@ -127,6 +127,27 @@ def _export_qg(tmp_path, module, **changes):
     return path
 
 
+class Spectrum(RowTransforms):
+    """Test module: the rfft2 of its physical input channels."""
+
+    def __init__(self):
+        super().__init__((64, 64))
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return self.spectral(x)
+
+
+def test_plugins_read_derived_physical_velocities(tmp_path):
+    """A plugin asking for the derived field ``v`` (physical) gets the equation's velocity."""
+    path = _export_qg(tmp_path, Spectrum(), inputs=[{"field": "v", "space": "physical"}])
+    sim = ours(EDDY, [{"path": path}], members=2)
+    sim.set_initial({"q": np.stack([turbulent_q(s) for s in range(2)])})
+    sim.start_hooks()
+    _, v = sim.equation.velocity(sim.state)
+    expected = sim.equation.from_fields({"q": v})
+    assert rel(sim.hooks[0](sim, sim.state), expected) < 1e-14
+
+
 def test_stochastic_artifact_inside_pyqg_follows_its_member(tmp_path):
     """Noise comes from the chosen member's stream at pyqg's step, held over ``every``:
     member 2 of a 3-member ensemble is reproduced alone inside pyqg."""
