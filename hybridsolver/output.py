@@ -16,6 +16,8 @@ import time
 import netCDF4
 import numpy as np
 
+from .case import CaseError
+
 
 def write_atomic(path, text):
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
@@ -25,6 +27,23 @@ def write_atomic(path, text):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def check_meta(out, meta):
+    """Write ``out/meta.json`` (the arguments of a resumable job writing into folder
+    ``out``), or check that the job that started the folder had the same ``meta``;
+    raises :class:`hybridsolver.case.CaseError` naming the first key that differs."""
+    path = os.path.join(out, "meta.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        for key, value in meta.items():
+            if old.get(key) != value:
+                raise CaseError(f"{path}: this folder was generated with {key} = {old.get(key)!r}, now {value!r} "
+                                "(use another --out, or the same arguments to resume)")
+        return
+    os.makedirs(out, exist_ok=True)
+    write_atomic(path, json.dumps(meta, indent=1))
 
 
 class RunWriter:

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from . import fft
 from .case import CaseError, parse_set_options
 from .grid import coarsen
+from .output import check_meta
 from .simulation import Simulation
 from .steppers import AdamsBashforth3
 
@@ -155,21 +156,6 @@ def load_checkpoint(sim, path):
         sim.stepper.history_length = int(ck["history_length"])
 
 
-def _check_meta(out, meta):
-    path = os.path.join(out, "meta.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        for key, value in meta.items():
-            if old.get(key) != value:
-                raise CaseError(f"{path}: this folder was generated with {key} = {old.get(key)!r}, now {value!r} "
-                                "(use another --out, or the same arguments to resume)")
-        return
-    os.makedirs(out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=1)
-
-
 def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkpoint_every=1000, stop_at=None,
              progress=True):
     """Run ``case`` (with ``overrides``) to its end, recording subgrid data into ``out``;
@@ -182,7 +168,7 @@ def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkp
         raise CaseError("time.scheme: subgrid data runs the qg2layer model as pyqg (ab3, no plugins)")
     coarseners = [Coarsener(sim, (coarse, coarse), kind) for kind in FILTERS]
     meta = {"case": sim.case.to_toml(), "coarse": coarse, "every": every, "start": start}
-    _check_meta(out, meta)
+    check_meta(out, meta)
     path, checkpoint = os.path.join(out, "subgrid.nc"), os.path.join(out, "checkpoint.npz")
     if not os.path.exists(path):
         _create(path, sim, coarseners[0].coarse.grid, meta)

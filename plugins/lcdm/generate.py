@@ -21,7 +21,6 @@ is written to ``batch_<first>-<last>.nc`` when it ends and checkpointed every
 ``meta.json`` records the arguments; a rerun with different ones is refused.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -32,6 +31,7 @@ from tqdm import tqdm
 from hybridsolver import Simulation, fft
 from hybridsolver.case import CaseError
 from hybridsolver.grid import coarsen
+from hybridsolver.output import check_meta
 
 DNS_CASE = "cases/kolmogorov_unit_torus.toml"
 RECORD_START = 20.0
@@ -148,23 +148,6 @@ class BatchRun:
         tmp = self.path + ".tmp"
         ds.to_netcdf(tmp)
         os.replace(tmp, self.path)
-
-
-def check_meta(out, meta):
-    """Write ``meta.json`` or check that an earlier run used the same arguments."""
-    path = os.path.join(out, "meta.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        changed = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
-        if changed:
-            key, (was, now) = next(iter(changed.items()))
-            raise CaseError(f"{path}: this folder was generated with {key} = {was!r}, now {now!r} "
-                            "(use another --out, or the same arguments to resume)")
-        return
-    os.makedirs(out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=1)
 
 
 def generate(out, trajectories, test, batch, case=DNS_CASE, checkpoint_every=2000, progress=True):
