@@ -80,20 +80,28 @@ class Coarsener:
         """``bar`` of fine spectra (..., Ny, Nx//2+1) -> coarse spectra (..., ny, nx//2+1)."""
         return coarsen(spectrum, self.shape) * self.filter
 
-    def forcing(self, q_fine):
+    def fine_tendency(self, q_fine):
+        """``N_fine(q)``: the fine model's tendency of states ``q_fine`` (M, 2, Ny, Nx//2+1)."""
+        out = fft.empty(q_fine.shape, np.complex128)
+        self.fine.equation.explicit(q_fine, out)
+        return out
+
+    def forcing(self, q_fine, fine_tendency=None):
         """``S_q`` (spectral, (M, 2, ny, nx//2+1), 1/s^2) of fine states ``q_fine``
-        (M, 2, Ny, Nx//2+1), and ``bar(q)``."""
-        fine_tendency = fft.empty(q_fine.shape, np.complex128)
-        self.fine.equation.explicit(q_fine, fine_tendency)
+        (M, 2, Ny, Nx//2+1), and ``bar(q)``; ``fine_tendency``: :meth:`fine_tendency` of
+        ``q_fine`` when already at hand (it does not depend on the filter)."""
+        if fine_tendency is None:
+            fine_tendency = self.fine_tendency(q_fine)
         q_bar = self(q_fine)
         coarse_tendency = fft.empty(q_bar.shape, np.complex128)
         self.coarse.equation.explicit(q_bar, coarse_tendency)
         return self(fine_tendency) - coarse_tendency, q_bar
 
-    def record(self, q_fine):
-        """{'q', 'u', 'v', 'S_q'}: the coarse physical fields, each (M, 2, ny, nx)."""
+    def record(self, q_fine, fine_tendency=None):
+        """{'q', 'u', 'v', 'S_q'}: the coarse physical fields, each (M, 2, ny, nx)
+        (``fine_tendency`` as for :meth:`forcing`)."""
         eq = self.coarse.equation
-        s_q, q_bar = self.forcing(q_fine)
+        s_q, q_bar = self.forcing(q_fine, fine_tendency)
         u, v = eq.velocity(q_bar)
         return {"q": eq.to_fields(q_bar)["q"], "u": u, "v": v, "S_q": eq.to_fields(s_q)["q"]}
 
@@ -128,7 +136,8 @@ def _recorded_steps(path):
 
 
 def _append(path, sim, coarseners):
-    records = [c.record(sim.state) for c in coarseners]
+    fine_tendency = coarseners[0].fine_tendency(sim.state)  # the same for every filter
+    records = [c.record(sim.state, fine_tendency) for c in coarseners]
     with netCDF4.Dataset(path, "a") as ds:
         n = ds.dimensions["time"].size
         for name in FIELDS:
