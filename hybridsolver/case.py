@@ -103,6 +103,8 @@ INITIAL_CONDITIONS = {
     "random_velocity": {"peak_wavenumber": Field("float", 4.0, positive=True),
                         "max_velocity": Field("float", 7.0, positive=True)},
     "taylor_green": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 2.0)},
+    "random_packet": {"amplitude": Field("float", length=2), "width": Field("float", length=2),
+                      "wavenumber": Field("float", 0.0)},  # "center" depends on the grid's dimension
     "pyqg_random": {"amplitude": Field("float", 1e-7, minimum=0.0), "zonal_amplitude": Field("float", 1e-6,
                                                                                               minimum=0.0)},
     "file": {"path": Field("str"), "variable": Field("str", None)},
@@ -121,13 +123,29 @@ EQUATION_KEYS = {
         "U1": Field("float", 0.025), "U2": Field("float", 0.0), "rek": Field("float", 5.787e-7, minimum=0.0),
         "filterfac": Field("float", 23.6, positive=True),
     },
+    "kdv": {"viscosity": Field("float", 0.02, minimum=0.0),
+            "discretization": Field("str", "spectral", choices=("spectral", "finite_difference"))},
+    "burgers2d": {"viscosity": Field("float", 0.005, minimum=0.0),
+                  "boundary": Field("str", "dirichlet", choices=("dirichlet", "periodic"))},
 }
-EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None}, "qg2layer": {}}
+EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None}, "qg2layer": {}, "kdv": {},
+                   "burgers2d": {}}
 # initial-condition types each equation accepts
 EQUATION_INITIAL = {"navier_stokes2d": ("gaussian_random_field", "random_velocity", "taylor_green", "file"),
-                    "qg2layer": ("pyqg_random", "file")}
+                    "qg2layer": ("pyqg_random", "file"), "kdv": ("random_packet", "file"),
+                    "burgers2d": ("random_packet", "file")}
 # defaults that differ by equation: {(section, key): value}
-EQUATION_DEFAULTS = {"qg2layer": {("grid", "dealias"): "exponential", ("time", "scheme"): "ab3"}}
+EQUATION_DEFAULTS = {
+    "qg2layer": {("grid", "dealias"): "exponential", ("time", "scheme"): "ab3"},
+    "kdv": {("grid", "length"): [10.0], ("time", "scheme"): "etdrk4"},
+    "burgers2d": {("grid", "length"): [1.0, 1.0], ("grid", "dealias"): "none", ("time", "scheme"): "heun"},
+}
+# time schemes and dealiasing each equation (or discretization) supports
+EQUATION_SCHEMES = {"navier_stokes2d": ("cn", "cn_rk4", "ab3", "etdrk4"), "qg2layer": ("cn", "cn_rk4", "ab3", "etdrk4"),
+                    ("kdv", "spectral"): ("etdrk4",), ("kdv", "finite_difference"): ("rk4", "heun"),
+                    "burgers2d": ("heun", "rk4")}
+EQUATION_DEALIAS = {"kdv": ("2/3", "none"), "burgers2d": ("none",)}
+GRID_DIMENSIONS = {"kdv": 1}  # others: 2
 TWO_PI = 2 * math.pi
 SECTIONS = {
     "grid": {"shape": Field("int", length=2, minimum=4), "length": Field("float", [TWO_PI, TWO_PI], length=2,
@@ -139,6 +157,9 @@ SECTIONS = {
                  "first_member": Field("int", 0, minimum=0)},
     "output": {"dir": Field("str", None), "fields_every": Field("int", 0, minimum=0),
                "diagnostics_every": Field("int", 10, minimum=0)},
+    # hybridsolver generate: trajectories per split and observation noise (hybridsolver.datasets)
+    "dataset": {"train": Field("int", 10, minimum=0), "validation": Field("int", 5, minimum=0),
+                "test": Field("int", 5, minimum=0), "observation_noise": Field("float", 0.0, minimum=0.0)},
 }
 
 
@@ -227,19 +248,40 @@ def validate(raw, source="case"):
             data["equation"][table] = _table(STOCHASTIC_FORCING, eq.get(table, {}), "equation.stochastic_forcing")
         else:
             data["equation"][table] = _typed_table(kinds, eq.get(table, {"type": "none"}), f"equation.{table}")
+    dims = GRID_DIMENSIONS.get(name, 2)
     for section, spec in SECTIONS.items():
         given = raw.get(section, {})
         if isinstance(given, dict):
             defaults = {k: v for (sec, k), v in EQUATION_DEFAULTS.get(name, {}).items() if sec == section}
             given = defaults | given
+        if section == "grid":
+            spec = spec | {"shape": Field("int", length=dims, minimum=4),
+                           "length": Field("float", spec["length"].default, length=dims, positive=True)}
         data[section] = _table(spec, given, section)
+    _check_choices(data, name)
     kinds = {k: v for k, v in INITIAL_CONDITIONS.items() if k in EQUATION_INITIAL[name]}
+    if "random_packet" in kinds:
+        kinds["random_packet"] = kinds["random_packet"] | {"center": Field("float", length=dims)}
     data["initial_condition"] = _typed_table(kinds, raw["initial_condition"], "initial_condition")
     data["plugins"] = _plugins(raw.get("plugins", []))
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):
         raise CaseError("time.t_end: give exactly one of time.t_end and time.steps")
     return data
+
+
+def _check_choices(data, name):
+    """Time schemes and dealiasing the equation (and its discretization) supports."""
+    eq = data["equation"]
+    key = (name, eq["discretization"]) if name == "kdv" else name
+    schemes = EQUATION_SCHEMES[key]
+    what = f"{name}" + (f" ({eq['discretization']})" if name == "kdv" else "")
+    if data["time"]["scheme"] not in schemes:
+        raise CaseError(f"time.scheme: {what} is stepped with {', '.join(schemes)}, got "
+                        f"'{data['time']['scheme']}'")
+    dealias = EQUATION_DEALIAS.get(name, DEALIAS_CHOICES)
+    if data["grid"]["dealias"] not in dealias:
+        raise CaseError(f"grid.dealias: {name} supports {', '.join(dealias)}, got '{data['grid']['dealias']}'")
 
 
 def _parse_value(text):

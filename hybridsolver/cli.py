@@ -1,7 +1,7 @@
 """The ``hybridsolver`` command line (DESIGN.md section 7).
 
 Bad input exits with code 2 and one line on stderr naming the key or file; a run
-whose members stop being finite exits with code 1.
+(or a dataset) whose members stop being finite exits with code 1.
 """
 import argparse
 import sys
@@ -28,6 +28,16 @@ def _parser():
     validate = sub.add_parser("validate", help="check a case file without running it")
     validate.add_argument("case")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    generate = sub.add_parser("generate", help="write train/validation/test trajectory datasets of a case")
+    generate.add_argument("case", help="case file (TOML)")
+    generate.add_argument("--out", required=True, help="dataset folder (train.nc, validation.nc, test.nc)")
+    generate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a case key")
+    for split in ("train", "validation", "test"):
+        generate.add_argument(f"--{split}", type=int, help=f"{split} trajectories (dataset.{split})")
+    generate.add_argument("--batch", type=int, default=64, help="members stepped together (default 64)")
+    generate.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                          help="stored precision (default float32)")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
     plugins = sub.add_parser("plugins", help="plugin artifacts")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, parser_class=_Parser)
     inspect = plugins_sub.add_parser("inspect", help="print an artifact's manifest (after checking it)")
@@ -57,6 +67,21 @@ def _plugins_command(args):
     return 0
 
 
+def _generate_command(args):
+    from .datasets import DatasetError, generate
+
+    counts = {split: getattr(args, split) for split in ("train", "validation", "test")}
+    try:
+        paths = generate(args.case, args.out, parse_set_options(args.set), counts, args.batch, args.dtype,
+                         progress=not args.quiet)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _report_plugins(summary):
     for name, p in summary["plugins"].items():
         mean = f"{p['mean_ms']:.3f} ms/call" if p["calls"] else "no calls"
@@ -69,6 +94,8 @@ def main(argv=None):
         args = _parser().parse_args(argv)
         if args.command == "plugins":
             return _plugins_command(args)
+        if args.command == "generate":
+            return _generate_command(args)
         from .simulation import Simulation  # numba kernels load only for real work
 
         sim = Simulation(_load(args))

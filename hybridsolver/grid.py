@@ -1,4 +1,5 @@
-"""Doubly periodic spectral grids: coordinates, wavenumbers, dealiasing, shells.
+"""Grids: doubly periodic spectral grids (coordinates, wavenumbers, dealiasing, shells),
+periodic 1D grids (``kdv``) and finite-difference boxes (``burgers2d``).
 
 Physical fields live on ``(ny, nx)`` points ``x_j = j Lx / nx``, ``y_i = i Ly / ny``;
 spectra on the half-complex ``(ny, nx//2 + 1)`` layout of a real FFT over the last
@@ -38,6 +39,10 @@ class Grid:
     def mesh(self):
         """Physical coordinates ``(X, Y)``, each ``(ny, nx)``."""
         return np.meshgrid(self.x, self.y)
+
+    def coordinates(self):
+        """{axis name: coordinate values} in field axis order."""
+        return {"y": self.y, "x": self.x}
 
     def _integer_wavenumbers(self):
         """Integer wavenumbers of the half spectrum: p (1, nx//2+1) along x, signed q (ny, 1)."""
@@ -128,3 +133,73 @@ def coarsen(spectrum, shape):
     out[..., :half, :nx // 2] = spectrum[..., :half, :nx // 2] * scale
     out[..., half + 1:, :nx // 2] = spectrum[..., Ny - half + 1:, :nx // 2] * scale
     return out
+
+
+class PeriodicGrid1D:
+    """A periodic interval of ``n`` points ``x_j = j L / n`` (``kdv``).
+
+    ``shape = (n,)``, ``length = (L,)``; spectra are ``(n//2+1,)`` half-complex with
+    angular wavenumbers ``k = 2 pi j / L``.
+    """
+
+    def __init__(self, shape, length, dealias="2/3"):
+        (self.n,) = self.shape = tuple(int(v) for v in shape)
+        (self.L,) = self.length = tuple(float(v) for v in length)
+        self.nx, self.Lx = self.n, self.L
+        self.dx = self.L / self.n
+        self.size = self.n
+        self.spectral_shape = (self.n // 2 + 1,)
+        self.dealias = dealias
+        self.x = np.arange(self.n) * self.dx
+        self.k = 2 * np.pi / self.L * np.arange(self.n // 2 + 1)
+
+    def coordinates(self):
+        """{axis name: coordinate values} in field axis order."""
+        return {"x": self.x}
+
+    def odd_derivative_k(self):
+        """Wavenumbers for odd derivatives, ``(n//2+1,)``: ``k`` with the Nyquist mode (even
+        ``n``) set to 0, whose odd derivatives vanish on the grid."""
+        k = self.k.copy()
+        if self.n % 2 == 0:
+            k[-1] = 0.0
+        return k
+
+    def nonlinear_mask(self):
+        """``(n//2+1,)`` multiplier of quadratic terms: the 2/3 rule keeps the integer
+        wavenumbers ``p <= n/3`` (products of kept modes alias outside them); ones
+        unless ``dealias = "2/3"``."""
+        p = np.arange(self.n // 2 + 1)
+        if self.dealias != "2/3":
+            return np.ones(self.spectral_shape)
+        return (3 * p <= self.n).astype(float)
+
+
+class BoxGrid:
+    """A rectangle ``[0, Lx] x [0, Ly]`` of ``shape = (ny, nx)`` points for finite
+    differences (``burgers2d``).
+
+    With ``periodic=False`` the points include both walls, ``x_j = j Lx / (nx - 1)``
+    (the paper's 128 points on [0, 1] have dx = 1/127); with ``periodic=True`` the
+    last point is the first one's periodic image and is not stored, ``x_j = j Lx / nx``.
+    """
+
+    def __init__(self, shape, length, periodic=False):
+        self.shape = tuple(int(v) for v in shape)
+        self.length = tuple(float(v) for v in length)
+        self.ny, self.nx = self.shape
+        self.Ly, self.Lx = self.length
+        self.periodic = bool(periodic)
+        intervals = (self.ny, self.nx) if periodic else (self.ny - 1, self.nx - 1)
+        self.dy, self.dx = self.Ly / intervals[0], self.Lx / intervals[1]
+        self.size = self.ny * self.nx
+        self.x = np.arange(self.nx) * self.dx
+        self.y = np.arange(self.ny) * self.dy
+
+    def coordinates(self):
+        """{axis name: coordinate values} in field axis order."""
+        return {"y": self.y, "x": self.x}
+
+    def mesh(self):
+        """Physical coordinates ``(X, Y)``, each ``(ny, nx)``."""
+        return np.meshgrid(self.x, self.y)

@@ -1,5 +1,5 @@
 """Initial fields: (M, ny, nx) vorticity for ``navier_stokes2d``, (M, 2, ny, nx) PV for
-``qg2layer``.
+``qg2layer``, u (M, n) for ``kdv`` and (M, ny, nx) for ``burgers2d``.
 
 Random fields are drawn from each member's ``initial_condition`` stream
 (``hybridsolver.rng``), so member m's field is the same in any ensemble.  White noise
@@ -24,6 +24,12 @@ in integer wavenumbers), so the dealiased dynamics resolve them without aliasing
 - ``pyqg_random``: pyqg's ``QGModel`` start, ``q1 = amplitude r(y, x) + zonal_amplitude
   s(x)`` and ``q2 = 0`` with ``r``, ``s`` uniform on [0, 1) from the member's stream
   (pyqg draws them from numpy's global state).
+- ``random_packet``: ``u = a cos(wavenumber x) exp(-|x - center|^2 / s^2)`` with
+  ``a ~ N(amplitude[0], amplitude[1])`` and ``s ~ N(width[0], width[1])`` (mean and
+  *variance*), drawn in that order from the member's stream; ``center`` is ``[x0]`` on 1D
+  grids and ``[y0, x0]`` on 2D ones (the multiscale latent-SDE paper's KdV start
+  ``a cos(pi x) exp(-(x - 7.5)^2/s^2)``, a ~ N(2, 0.01), s ~ N(1, 0.01), and Burgers start
+  ``a exp(-((x - 0.3)^2 + (y - 0.3)^2)/s^2)``, a ~ N(1, 0.01), s ~ N(0.2, 1e-4)).
 - ``file``: a ``.npy`` array or a netCDF variable (default: the equation's field name),
   shaped as one member's field (the same for every member), e.g. ``(ny, nx)``, or with
   a leading row axis, row m for member m.
@@ -86,6 +92,20 @@ def pyqg_random(grid, seed, members, amplitude=1e-7, zonal_amplitude=1e-6):
     return out
 
 
+def random_packet(grid, seed, members, amplitude, width, center, wavenumber=0.0):
+    coords = list(grid.coordinates().values())
+    mesh = np.meshgrid(*coords, indexing="ij")  # in field axis order, (y, x) or (x,)
+    r2 = sum((axis - c) ** 2 for axis, c in zip(mesh, center))
+    carrier = np.cos(wavenumber * mesh[-1])
+    out = np.empty((len(members),) + grid.shape)
+    for row, member in enumerate(members):
+        gen = rng.generator(seed, member, "initial_condition")
+        a = gen.normal(amplitude[0], np.sqrt(amplitude[1]))
+        s = gen.normal(width[0], np.sqrt(width[1]))
+        out[row] = a * carrier * np.exp(-r2 / s**2)
+    return out
+
+
 def from_file(grid, members, path, variable, shape, key="initial_condition.path"):
     """Load and check an initial field of one member's ``shape``; errors name the file and key."""
     if not os.path.exists(path):
@@ -136,6 +156,8 @@ def make_initial(spec, grid, seed, members, case_dir=None, field="vorticity", sh
         return random_velocity(grid, seed, members, **params)
     if kind == "taylor_green":
         return taylor_green(grid, members, **params)
+    if kind == "random_packet":
+        return random_packet(grid, seed, members, **params)
     if kind == "pyqg_random":
         return pyqg_random(grid, seed, members, **params)
     params["variable"] = params.get("variable") or field

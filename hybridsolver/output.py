@@ -1,7 +1,8 @@
 """The run directory: ``case.toml``, ``fields.nc``, ``diagnostics.nc``, ``summary.json``.
 
-``fields.nc`` has dims ``(member, time, y, x)`` with one variable per field, and
-``(member, time, layer, y, x)`` for layered fields (``qg2layer``'s ``q``);
+``fields.nc`` has dims ``(member, time, y, x)`` with one variable per field
+(``(member, time, x)`` on 1D grids), and ``(member, time, layer, y, x)`` for layered
+fields (``qg2layer``'s ``q``);
 ``diagnostics.nc`` has per-member scalars ``(member, time)`` and isotropic spectra
 ``(member, time, k)``.  Both grow along an unlimited ``time`` axis.  Each write opens
 the file, appends and closes it, so between writes the file on disk is complete;
@@ -74,31 +75,32 @@ class RunWriter:
         ds.case = sim.case.to_toml()
 
     def _create_fields(self):
-        g = self.sim.grid
+        axes = self.sim.grid.coordinates()
         with netCDF4.Dataset(self.fields_path, "w") as ds:
             self._coordinates(ds)
-            ds.createDimension("y", g.ny)
-            ds.createDimension("x", g.nx)
-            ds.createVariable("y", "f8", ("y",))[:] = g.y
-            ds.createVariable("x", "f8", ("x",))[:] = g.x
+            for axis, values in axes.items():
+                ds.createDimension(axis, len(values))
+                ds.createVariable(axis, "f8", (axis,))[:] = values
             for name in self.sim.equation.fields:
                 shape = self.sim.field_shape(name)
-                if len(shape) == 3 and "layer" not in ds.dimensions:
+                layered = len(shape) > len(axes)
+                if layered and "layer" not in ds.dimensions:
                     ds.createDimension("layer", shape[0])
                     ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
-                dims = ("member", "time") + ("layer",) * (len(shape) == 3) + ("y", "x")
+                dims = ("member", "time") + ("layer",) * layered + tuple(axes)
                 ds.createVariable(name, "f8", dims, chunksizes=(1, 1) + shape)
 
     def _create_diagnostics(self):
         sim = self.sim
         scalars = sim.equation.diagnostics(sim.state, sim.dt)
         spectra = sim.equation.spectra(sim.state)
-        _, k = sim.grid.shells()
         M = len(sim.members)
         with netCDF4.Dataset(self.diagnostics_path, "w") as ds:
             self._coordinates(ds)
-            ds.createDimension("k", len(k))
-            ds.createVariable("k", "f8", ("k",))[:] = k
+            if spectra:
+                _, k = sim.grid.shells()
+                ds.createDimension("k", len(k))
+                ds.createVariable("k", "f8", ("k",))[:] = k
             for name in scalars:
                 ds.createVariable(name, "f8", ("member", "time"), chunksizes=(M, 64))
             for name in spectra:

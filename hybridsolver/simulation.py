@@ -14,8 +14,7 @@ from tqdm import tqdm
 
 from . import fft, rng
 from .case import CaseError, load_case
-from .equations import EQUATIONS
-from .grid import Grid
+from .equations import make_equation
 from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
 from .output import RunWriter
@@ -26,23 +25,24 @@ from .steppers import make_stepper
 class Simulation:
     """An ensemble of ``ensemble.members`` runs of one case, stepped together.
 
-    ``state`` is the spectral state, complex ``(M, ny, nx//2+1)``; ``step`` counts steps
-    taken and ``time = step * dt``.
+    ``state`` is the equation's state (``equation.state_shape``, ``state_dtype``): the
+    spectral state, complex ``(M, [layers,] ny, nx//2+1)`` or ``(M, n//2+1)``, or the
+    physical field of finite-difference equations, real ``(M, [ny,] nx)``; ``step`` counts
+    steps taken and ``time = step * dt``.
     """
 
     def __init__(self, case):
         self.case = case
         d = case.data
-        g = d["grid"]
-        self.grid = Grid(g["shape"], g["length"], g["dealias"], d["equation"]["filterfac"])
         ens = d["ensemble"]
         self.seed = ens["seed"]
         self.members = list(range(ens["first_member"], ens["first_member"] + ens["members"]))
-        self.equation = EQUATIONS[d["equation"]["name"]](self.grid, d["equation"], self.members, self.seed)
+        self.equation = make_equation(d, self.members, self.seed)
+        self.stepper = make_stepper(d["time"]["scheme"], self.equation, d["time"]["dt"])
+        self.grid = self.equation.grid
         self.dt = d["time"]["dt"]
         self.total_steps = case.steps
-        self.stepper = make_stepper(d["time"]["scheme"], self.equation, self.dt)
-        self.state = fft.zeros(self.equation.state_shape, np.complex128)
+        self.state = fft.zeros(self.equation.state_shape, self.equation.state_dtype)
         self.step = 0
         case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
         field = self.equation.fields[0]
@@ -123,18 +123,18 @@ class Simulation:
         hook.stats = HookStats()
         rows_shape = self.state[hook.rows].shape
         if hook.callsite == "tendency":
-            hook.held = fft.zeros(rows_shape, np.complex128)
+            hook.held = fft.zeros(rows_shape, self.state.dtype)
             if self._tendency is None:
-                self._tendency = fft.zeros(self.state.shape, np.complex128)
+                self._tendency = fft.zeros(self.state.shape, self.state.dtype)
                 self.stepper.set_tendency(self._tendency)
             if hook.hold_noise:
-                if len(rows_shape) != 3:
-                    raise CaseError(f"hook '{hook.name}': hold_noise needs a single-layer 2D state, "
+                if len(rows_shape) != 3 or self.state.dtype != np.complex128:
+                    raise CaseError(f"hook '{hook.name}': hold_noise needs a single-layer 2D spectral state, "
                                     f"{self.equation.name} has state shape {rows_shape[1:]}")
                 hook.white_noise = rng.SpectralWhiteNoise(self.grid.shape, np.ones(self.grid.spectral_shape, bool))
                 hook.noise_hat = fft.zeros(rows_shape, np.complex128)
         if hook.callsite == "post_step" and self._previous is None:
-            self._previous = fft.zeros(self.state.shape, np.complex128)
+            self._previous = fft.zeros(self.state.shape, self.state.dtype)
         self.hooks.append(hook)
 
     def _at(self, callsite):
@@ -187,8 +187,15 @@ class Simulation:
             if hook.schedule.due(self.step, self.dt):
                 timed_call(hook, self, read_only(self.state[hook.rows]))
 
+    def set_source(self, source):
+        """Add a time-dependent source to the right-hand side: ``source(t, out)`` adds its
+        value at time ``t`` to ``out`` (state shape and dtype: spectral for spectral
+        equations) in place; the stepper calls it at every stage time (manufactured
+        solutions, prescribed forcing).  None removes it."""
+        self.stepper.set_source(source)
+
     def _solver_step(self):
-        self.stepper.step(self.state)
+        self.stepper.step(self.state, self.time)
         self.equation.add_noise(self.state, self.step, self.dt)
         self.step += 1
 
@@ -256,7 +263,7 @@ class Simulation:
         summary = {"case": self.case.path, "run_dir": run_dir, "equation": self.equation.name,
                    "grid": list(self.grid.shape), "scheme": self.case.data["time"]["scheme"],
                    "dt": self.dt, "members": self.members, "seed": self.seed,
-                   "fft_threads": self.equation.transforms.threads}
+                   "fft_threads": self.equation.transforms.threads if self.equation.transforms else None}
         writer.write_fields(self.step, self.time, self.fields())
         if diag_every:
             writer.write_diagnostics(self.step, self.time, self.diagnostics())

@@ -1,5 +1,29 @@
-"""One module per PDE; ``EQUATIONS`` maps case names to equation classes."""
+"""One module per PDE; :func:`make_equation` builds a case's equation and its grid."""
+
+from ..grid import BoxGrid, Grid, PeriodicGrid1D
+from .burgers2d import Burgers2D
+from .kdv import KdVFiniteDifference, KdVSpectral
 from .navier_stokes2d import NavierStokes2D
 from .qg2layer import QG2Layer
 
-EQUATIONS = {cls.name: cls for cls in (NavierStokes2D, QG2Layer)}
+EQUATION_NAMES = ("navier_stokes2d", "qg2layer", "kdv", "burgers2d")
+
+
+def make_equation(data, members, seed):
+    """The equation object of a validated case ``data`` (its ``grid`` attribute is the
+    case's grid) for the ensemble ``members`` and ``ensemble.seed``."""
+    params, g = data["equation"], data["grid"]
+    name = params["name"]
+    if name == "kdv":
+        grid = PeriodicGrid1D(g["shape"], g["length"], g["dealias"])
+        cls = KdVSpectral if params["discretization"] == "spectral" else KdVFiniteDifference
+    elif name == "burgers2d":
+        grid = BoxGrid(g["shape"], g["length"], periodic=params["boundary"] == "periodic")
+        cls = Burgers2D
+    else:
+        grid = Grid(g["shape"], g["length"], g["dealias"], params["filterfac"])
+        cls = NavierStokes2D if name == "navier_stokes2d" else QG2Layer
+    return cls(grid, params, members, seed)
+
+
+__all__ = ["EQUATION_NAMES", "make_equation"]

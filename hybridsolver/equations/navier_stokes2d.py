@@ -121,6 +121,7 @@ class NavierStokes2D:
     fields = ("vorticity",)
     field_layers = {}  # no layered fields
     derived_fields = {}  # plugins read the state's fields only
+    state_dtype = np.complex128
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid

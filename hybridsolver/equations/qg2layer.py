@@ -197,6 +197,7 @@ class QG2Layer:
     field_layers = {"q": LAYERS}
     # fields computed from the state, offered to plugins as inputs (derived_spectra)
     derived_fields = {"psi": LAYERS, "u": LAYERS, "v": LAYERS}
+    state_dtype = np.complex128
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
@@ -247,7 +248,7 @@ class QG2Layer:
         if filt is not None and filt is not self._filter[0]:
             self._filter = (filt, interleave(filt))
         out_f = out.view(np.float64)
-        # the stepper may hand the tendency as a collapsed float view (fft.float_view)
+        # the stepper hands the tendency as a flat float view (steppers.flat)
         held = out_f if tendency is None else tendency.view(np.float64).reshape(out_f.shape)
         _explicit(q.view(np.float64), out_f, update, out_f if n1 is None else n1.view(np.float64),
                   out_f if n2 is None else n2.view(np.float64), held, tendency is not None,
