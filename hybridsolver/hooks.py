@@ -19,8 +19,9 @@ Callsites (DESIGN.md section 5), in the order they act around the step from ``s`
 
 Within a callsite hooks run in the order they were added (case ``[[plugins]]``
 first).  Each hook sees only its rows of the ensemble (``members`` selector), as a
-view of the spectral state, complex ``(rows, ny, nx//2+1)``; observe and tendency
-hooks get a read-only view.
+view of the state: spectral, complex ``(rows, ny, nx//2+1)`` (``(rows, n//2+1)`` for
+spectral ``kdv``), or physical, real ``(rows, [ny,] nx)``, for finite-difference
+equations; observe and tendency hooks get a read-only view.
 """
 import math
 import time

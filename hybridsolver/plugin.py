@@ -285,6 +285,12 @@ def check_contract(manifest, sim, where):
         if key not in case_equation or not math.isclose(value, case_equation[key], rel_tol=1e-9):
             raise PluginError(f"{where}: artifact made for equation.{key} = {value}, case equation.{key} = "
                               f"{case_equation.get(key, 'unset')}")
+    if eq.state_dtype != np.complex128:
+        for key in ("inputs", "outputs"):
+            if any(e["space"] == "spectral" for e in manifest[key]):
+                raise PluginError(f"{where}: artifact {key} are spectral, {eq.name} "
+                                  f"({sim.case.data['equation'].get('discretization', 'finite differences')}) has a "
+                                  "physical state: its plugins read and return physical fields")
     if [e["field"] for e in manifest["outputs"]] != list(eq.fields):
         raise PluginError(f"{where}: artifact outputs {[e['field'] for e in manifest['outputs']]}, "
                           f"{eq.name} state fields {list(eq.fields)}")
@@ -311,8 +317,9 @@ class ArtifactHook(Hook):
     ``entry`` is the case's ``[[plugins]]`` table (validated), ``index`` its position.
     Inputs of all the hook's rows are gathered into one array (physical fields through
     the host's FFT plans, or the spectral state), run in chunks of at most
-    ``max_batch`` rows under ``torch.inference_mode()`` and scattered back as a
-    spectral array ``(rows, ny, nx//2+1)``.
+    ``max_batch`` rows under ``torch.inference_mode()`` and scattered back in the
+    state's layout (spectral ``(rows, ny, nx//2+1)``, or physical for finite-difference
+    equations).
     """
 
     def __init__(self, entry, index, sim):
@@ -382,17 +389,22 @@ class ArtifactHook(Hook):
     # -- one call
 
     def _inputs(self, sim, state, previous):
-        """The module input, (rows, C_in, ny, nx) float or (rows, C_in, ny, nx//2+1) complex;
-        a layered field (``qg2layer``'s q) gives one channel per layer.  Inputs are state
-        fields or the equation's ``derived_fields`` (e.g. ``qg2layer``'s psi, u, v)."""
+        """The module input, (rows, C_in, *grid) float or (rows, C_in, *spectral grid) complex
+        (grid ``(ny, nx)`` or ``(n,)``); a layered field (``qg2layer``'s q) gives one channel
+        per layer.  Inputs are state fields or the equation's ``derived_fields`` (e.g.
+        ``qg2layer``'s psi, u, v).  Equations with a physical state (finite differences)
+        hand their fields as they are."""
         eq = sim.equation
         names = [e["field"] for e in self.manifest["inputs"]]
-        sources = {"current": eq.spectral_fields(state) | eq.derived_spectra(state, names)}
+        read = eq.to_fields if eq.state_dtype != np.complex128 else (
+            lambda w: eq.spectral_fields(w) | eq.derived_spectra(w, names))
+        sources = {"current": read(state)}
         if any(e.get("at") == "previous" for e in self.manifest["inputs"]):
-            sources["previous"] = eq.spectral_fields(previous) | eq.derived_spectra(previous, names)
+            sources["previous"] = read(previous)
         arrays = [sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]]
-        x = np.concatenate([a.reshape((a.shape[0], -1) + a.shape[-2:]) for a in arrays], axis=1)
-        if self.manifest["inputs"][0]["space"] == "spectral":
+        dims = len(sim.grid.shape)
+        x = np.concatenate([a.reshape((a.shape[0], -1) + a.shape[a.ndim - dims:]) for a in arrays], axis=1)
+        if self.manifest["inputs"][0]["space"] == "spectral" or eq.state_dtype != np.complex128:
             return x
         flat = eq.transforms.to_physical(x.reshape((-1,) + sim.grid.spectral_shape))
         return flat.reshape(x.shape[:2] + sim.grid.shape)
@@ -438,7 +450,8 @@ class ArtifactHook(Hook):
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     def __call__(self, sim, state, previous=None):
-        """Spectral result for the hook's rows, complex (rows, ny, nx//2+1)."""
+        """The result for the hook's rows in the state's shape and dtype (spectral, or
+        physical for finite-difference equations)."""
         out = self._infer(self._inputs(sim, state, previous), sim.members[self.rows], sim.step, sim)
         fields, channel = {}, 0
         for entry in self.manifest["outputs"]:
@@ -454,7 +467,7 @@ class ArtifactHook(Hook):
 def _layers(sim, field):
     """Channels of ``field`` in a module's input or output: its layers, or 1."""
     shape = sim.field_shape(field)
-    return shape[0] if len(shape) == 3 else 1
+    return shape[0] if len(shape) > len(sim.grid.shape) else 1
 
 
 def plugin_hooks(sim):

@@ -190,12 +190,18 @@ class Stepper:
         self._source = source
 
     def explicit(self, w, out, t):
-        """out = N(w) (+ held tendency) (+ source at time t)."""
+        """out = N(w) (+ held tendency) (+ source at time t); equations with fixed wall
+        values (``zero_walls``, Dirichlet ``burgers2d``) keep them fixed."""
         self.equation.explicit(w, out)
+        if self._tendency is None and self._source is None:
+            return
         if self._tendency is not None:
             _add(flat(out), self._tendency)
         if self._source is not None:
             self._source(t, out)
+        zero_walls = getattr(self.equation, "zero_walls", None)
+        if zero_walls is not None:
+            zero_walls(out)
 
     def buffer(self):
         """A new zeroed aligned array of the state's shape and dtype."""

@@ -13,6 +13,7 @@ import tomli_w
 import torch
 
 from hybridsolver import Simulation, cli
+from hybridsolver.hooks import Hook
 from hybridsolver.plugin import PluginError, export, read_artifact, resolve
 from hybridsolver_plugins.classic import closures
 from hybridsolver_plugins.classic.export import manifest as classic_manifest
@@ -280,3 +281,66 @@ def test_export_round_trip_and_manifest_contents(tmp_path):
     copy = tmp_path / "renamed.pt"
     shutil.copy(path, copy)  # torch names the archive's top folder after the file
     assert read_artifact(str(copy))["sha256"] == manifest["sha256"]
+
+
+# ---- plugins on 1D and finite-difference hosts ----------------------------------------
+
+def u_manifest(equation, shape, length, space):
+    """Manifest of a test closure of field ``u`` (every 3 steps) in ``space``."""
+    fields = [{"field": "u", "space": space}]
+    return {"name": "scaled", "version": "1.0", "kind": "closure", "callsite": "tendency", "equation": equation,
+            "grid": {"shape": shape, "length": length}, "inputs": fields, "outputs": fields, "dtype": "float64",
+            "devices": ["cpu"], "every": 3, "stochastic": False, "noise": [], "sampler": {},
+            "provenance": {"trained": False}}
+
+
+class ScaledTendency(Hook):
+    """Python twin of ``Scaled``: tendency ``factor * u`` in physical space."""
+
+    callsite = "tendency"
+
+    def __init__(self, factor):
+        super().__init__(every=3)
+        self.factor = factor
+
+    def __call__(self, sim, state, previous=None):
+        return sim.equation.from_fields({"u": self.factor * sim.equation.to_fields(state)["u"]})
+
+
+@pytest.mark.parametrize("name,discretization,scheme,shape,length", [
+    ("kdv", "spectral", "etdrk4", [200], [10.0]),
+    ("kdv", "finite_difference", "rk4", [200], [10.0]),
+    ("burgers2d", None, "heun", [32, 32], [1.0, 1.0]),
+])
+def test_physical_artifact_matches_python_hook_on_kdv_and_burgers(tmp_path, name, discretization, scheme, shape,
+                                                                  length):
+    """A physical-space tendency artifact (``0.5 u``, every 3 steps) on 1D spectral and
+    finite-difference states gives the trajectory of the same tendency as a Python hook."""
+    path = str(tmp_path / "scaled.pt")
+    export(Scaled(0.5), u_manifest(name, shape, length, "physical"), path)
+    equation = {"name": name} | ({"discretization": discretization} if discretization else {})
+    center = [7.5] if name == "kdv" else [0.3, 0.3]
+    case = {"equation": equation, "grid": {"shape": shape, "length": length},
+            "initial_condition": {"type": "random_packet", "amplitude": [1.0, 0.01], "width": [1.0, 0.01],
+                                  "center": center},
+            "time": {"scheme": scheme, "dt": 1e-5, "steps": 30}, "ensemble": {"members": 2}}
+    with_artifact = Simulation.from_case(case, {"plugins": [{"path": path}]})
+    with_hook = Simulation.from_case(case)
+    with_hook.add_hook(ScaledTendency(0.5))
+    plain = Simulation.from_case(case)
+    for sim in (with_artifact, with_hook, plain):
+        sim.advance(30)
+    u = [sim.fields()["u"] for sim in (with_artifact, with_hook, plain)]
+    assert np.abs(u[0] - u[1]).max() <= 1e-14 * np.abs(u[1]).max()
+    assert np.abs(u[0] - u[2]).max() > 1e-6 * np.abs(u[2]).max()  # the tendency acted
+
+
+def test_spectral_artifact_is_refused_by_a_finite_difference_host(tmp_path):
+    path = str(tmp_path / "scaled.pt")
+    export(Scaled(0.5), u_manifest("burgers2d", [32, 32], [1.0, 1.0], "spectral"), path)
+    case = {"equation": {"name": "burgers2d"}, "grid": {"shape": [32, 32]},
+            "initial_condition": {"type": "random_packet", "amplitude": [1.0, 0.01], "width": [0.2, 1e-4],
+                                  "center": [0.3, 0.3]},
+            "time": {"dt": 1e-4, "steps": 3}, "plugins": [{"path": path}]}
+    with pytest.raises(PluginError, match="physical state"):
+        Simulation.from_case(case)

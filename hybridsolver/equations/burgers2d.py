@@ -9,8 +9,8 @@ stepped with ``heun`` (the paper's choice) or ``rk4``.
 ``equation.boundary``:
 
 - ``dirichlet`` (the paper's): the points include both walls (``dx = Lx / (nx - 1)``) and
-  u = 0 there; the right-hand side is zero on the walls, and a state set from fields
-  gets its wall values set to zero.
+  u = 0 there; the right-hand side (with hook tendencies and sources) is zero on the
+  walls, and a state set from fields gets its wall values set to zero.
 - ``periodic``: ``dx = Lx / nx``, neighbours wrap around.  A field ``u = v(x + y, t)``
   then stays one and ``w = 2 v`` solves the 1D viscous Burgers equation
   ``w_t + w w_s = 2 nu w_ss`` in ``s = x + y``, whose Cole-Hopf solutions are exact
@@ -87,6 +87,16 @@ class Burgers2D:
         """out = the central-difference right-hand side of state u (M, ny, nx)."""
         _tendency(u, out, *self._constants)
 
+    def zero_walls(self, x):
+        """Set the wall values of ``x`` (M, ny, nx) to 0 in place (Dirichlet walls; nothing
+        when periodic).  The stepper applies it to right-hand sides that hooks or sources
+        added to, so the walls stay at u = 0."""
+        if not self.periodic:
+            x[:, 0, :] = 0.0
+            x[:, -1, :] = 0.0
+            x[:, :, 0] = 0.0
+            x[:, :, -1] = 0.0
+
     def add_noise(self, u, step, dt):
         """No stochastic forcing in this model."""
 
@@ -97,9 +107,7 @@ class Burgers2D:
     def from_fields(self, fields):
         """State from {'u': (M, ny, nx)}; with Dirichlet walls their values are set to 0."""
         u = np.array(fields["u"], dtype=np.float64)
-        if not self.periodic:
-            u[:, [0, -1], :] = 0.0
-            u[:, :, [0, -1]] = 0.0
+        self.zero_walls(u)
         return u
 
     def derived_spectra(self, u, names):
