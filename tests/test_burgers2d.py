@@ -225,7 +225,7 @@ def test_walls_stay_zero_under_sources_and_tendency_hooks(extra):
     sim.advance(10)
     u = sim.fields()["u"][0]
     assert np.all(u[[0, -1], :] == 0) and np.all(u[:, [0, -1]] == 0)
-    assert np.allclose(u[2:-2, 2:-2], 0.01, rtol=1e-3)  # the added 1 acted inside
+    assert np.allclose(u[2:-2, 2:-2], 0.01, rtol=1e-2)  # the added 1 acted inside (less near the walls)
 
 
 # ---- 5. members ---------------------------------------------------------------------------
