@@ -26,7 +26,7 @@ Two discretizations (``equation.discretization``), both of the field ``u`` on th
   the advective term adds an imaginary part ``|u| sin theta / dx`` that vanishes there and
   is small elsewhere).  For the paper's ``n = 1000``, ``L = 10``, ``nu = 0.02``:
   ``dt <= 1.74e-5`` (``rk4``) and ``1.25e-5`` (``heun``); ``cases/kdv.toml`` uses
-  ``rk4`` with ``dt = 1e-3 / 64``.
+  ``rk4`` with ``dt = 1e-3 / 64``.  It has no dealiasing (``grid.dealias`` is unused).
 
 Diagnostics (per member): ``mass = int u dx``, ``energy = int u^2 dx``, ``hamiltonian =
 int (u^3/6 - nu u_x^2/2) dx`` (u_x spectral in both discretizations) and ``max_abs``.
