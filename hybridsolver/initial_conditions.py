@@ -93,6 +93,8 @@ def pyqg_random(grid, seed, members, amplitude=1e-7, zonal_amplitude=1e-6):
 
 
 def random_packet(grid, seed, members, amplitude, width, center, wavenumber=0.0):
+    """(M, *grid.shape) packets a cos(wavenumber x) exp(-|x - center|^2/s^2), a and s
+    drawn as (mean, variance) normals from each member's stream."""
     coords = list(grid.coordinates().values())
     mesh = np.meshgrid(*coords, indexing="ij")  # in field axis order, (y, x) or (x,)
     r2 = sum((axis - c) ** 2 for axis, c in zip(mesh, center))

@@ -6,9 +6,6 @@ from .kdv import KdVFiniteDifference, KdVSpectral
 from .navier_stokes2d import NavierStokes2D
 from .qg2layer import QG2Layer
 
-EQUATION_NAMES = ("navier_stokes2d", "qg2layer", "kdv", "burgers2d")
-
-
 def make_equation(data, members, seed):
     """The equation object of a validated case ``data`` (its ``grid`` attribute is the
     case's grid) for the ensemble ``members`` and ``ensemble.seed``."""
@@ -24,6 +21,3 @@ def make_equation(data, members, seed):
         grid = Grid(g["shape"], g["length"], g["dealias"], params["filterfac"])
         cls = NavierStokes2D if name == "navier_stokes2d" else QG2Layer
     return cls(grid, params, members, seed)
-
-
-__all__ = ["EQUATION_NAMES", "make_equation"]

@@ -73,8 +73,6 @@ class Burgers2D:
     transforms = None
 
     def __init__(self, grid, params, members, seed=0):
-        if min(grid.shape) < 3:
-            raise ValueError("burgers2d needs at least 3 points along each axis")
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)

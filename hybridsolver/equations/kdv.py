@@ -93,8 +93,6 @@ class _KdV:
     stochastic = False
 
     def __init__(self, grid, params, members, seed=0):
-        if grid.n < 4:
-            raise ValueError("kdv needs at least 4 grid points")
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)
