@@ -98,7 +98,7 @@ def _run_batch(path, case, members, steps, noise_std, bar):
 
     sim = Simulation.from_case(case.data, {"ensemble.first_member": members[0], "ensemble.members": len(members)})
     with netCDF4.Dataset(path, "a") as ds:
-        first = _complete(path)
+        first = int(ds.complete)
         rows = slice(first, first + len(members))
         ds["member"][rows] = members
         for j, step in enumerate(steps):
