@@ -233,6 +233,41 @@ class Simulation:
                     self.state[hook.rows] = check_returned(hook, value, self.state[hook.rows].shape, self.step)
             self._observe()
 
+    def save_checkpoint(self, path):
+        """Write what continuing this run needs to ``path`` (.npz) atomically: the state, the
+        step, the stepper's history and the held tendencies of tendency hooks.  Random
+        streams are keyed by the step (:mod:`hybridsolver.rng`), so the step restores their
+        positions.  A non-finite state is never written (ValueError)."""
+        if not np.isfinite(self.state).all():
+            raise ValueError(f"{path}: not written, the state is not finite at step {self.step}")
+        arrays = {"state": self.state, "step": np.array(self.step)}
+        arrays |= {f"stepper/{k}": v for k, v in self.stepper.checkpoint().items()}
+        arrays |= {f"held/{h.name}": h.held for h in self.hooks if h.callsite == "tendency"}
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path):
+        """Continue from a checkpoint of :meth:`save_checkpoint` made by a simulation of the
+        same case (state shape, scheme and hooks); raises CaseError naming ``path`` otherwise."""
+        with np.load(path) as ck:
+            if ck["state"].shape != self.state.shape:
+                raise CaseError(f"{path}: checkpoint state shape {ck['state'].shape}, this case's "
+                                f"{self.state.shape}")
+            tendency_hooks = [h for h in self.hooks if h.callsite == "tendency"]
+            missing = [h.name for h in tendency_hooks if f"held/{h.name}" not in ck.files]
+            if missing:
+                raise CaseError(f"{path}: no held tendency of hook '{missing[0]}' in the checkpoint")
+            self.state[...] = ck["state"]
+            self.step = int(ck["step"])
+            self.stepper.restore({k.split("/", 1)[1]: ck[k] for k in ck.files if k.startswith("stepper/")})
+            for hook in tendency_hooks:
+                hook.held[...] = ck[f"held/{hook.name}"]
+        if self._tendency is not None:
+            self._tendency[...] = 0.0
+            for hook in tendency_hooks:
+                self._tendency[hook.rows] += hook.held
+
     def fields(self):
         """Physical fields, ``{name: (M, *field_shape(name)) numpy array}``."""
         return self.equation.to_fields(self.state)

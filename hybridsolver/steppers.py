@@ -207,6 +207,14 @@ class Stepper:
         """A new zeroed aligned array of the state's shape and dtype."""
         return fft.zeros(self.equation.state_shape, self.equation.state_dtype)
 
+    def checkpoint(self):
+        """{name: array} of what the next step needs besides the state (multistep
+        history); {} for one-step schemes."""
+        return {}
+
+    def restore(self, arrays):
+        """Set what :meth:`checkpoint` returned."""
+
 
 def _real_linear(equation, scheme):
     """The equation's linear operator, which ``scheme`` needs real."""
@@ -288,6 +296,15 @@ class AdamsBashforth3(Stepper):
 
     def reset(self):
         self.history_length = 0
+
+    def checkpoint(self):
+        """The three explicit evaluations (newest first) and how many are valid."""
+        return {"history": np.stack(self.history), "history_length": np.array(self.history_length)}
+
+    def restore(self, arrays):
+        for buffer, saved in zip(self.history, arrays["history"]):
+            buffer[...] = saved
+        self.history_length = int(arrays["history_length"])
 
     def step(self, w, t):
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest

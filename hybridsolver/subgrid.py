@@ -25,8 +25,8 @@ subgrid advection).  The coarse fields are written with ``u``, ``v`` of ``bar(q)
 runs the (high-resolution) case to its end and every ``--every`` steps from model time
 ``--start`` on appends ``q``, ``u``, ``v`` and ``S_q`` of both filters to
 ``DIR/subgrid.nc`` (dims ``filter, member, time, layer, y, x``, float32).  The file is
-complete between appends.  The ensemble is checkpointed (``DIR/checkpoint.npz``: state,
-step, AB3 history) after every record and every ``--checkpoint-every`` steps, so that a
+complete between appends.  The ensemble is checkpointed (``DIR/checkpoint.npz``,
+``Simulation.save_checkpoint``) after every record and every ``--checkpoint-every`` steps, so that a
 killed or finished-early run continues where it stopped when started again with the same
 arguments (``DIR/meta.json`` keeps them; other arguments are refused).
 """
@@ -146,25 +146,6 @@ def _append(path, sim, coarseners):
         ds["step"][n] = sim.step
 
 
-def save_checkpoint(sim, path):
-    """Write ``sim``'s state, step and AB3 history to ``path`` (.npz) atomically."""
-    stepper = sim.stepper
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, state=sim.state, step=sim.step, history=np.stack(stepper.history),
-             history_length=stepper.history_length)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(sim, path):
-    """Restore what :func:`save_checkpoint` wrote into ``sim``."""
-    with np.load(path) as ck:
-        sim.state[...] = ck["state"]
-        sim.step = int(ck["step"])
-        for buffer, saved in zip(sim.stepper.history, ck["history"]):
-            buffer[...] = saved
-        sim.stepper.history_length = int(ck["history_length"])
-
-
 def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkpoint_every=1000, stop_at=None,
              progress=True):
     """Run ``case`` (with ``overrides``) to its end, recording subgrid data into ``out``;
@@ -182,7 +163,7 @@ def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkp
     if not os.path.exists(path):
         _create(path, sim, coarseners[0].coarse.grid, meta)
     if os.path.exists(checkpoint):
-        load_checkpoint(sim, checkpoint)
+        sim.load_checkpoint(checkpoint)
     recorded = set(_recorded_steps(path))
     end = sim.total_steps if stop_at is None else min(stop_at, sim.total_steps)
     first = int(np.ceil(start / sim.dt - 1e-9))
@@ -191,7 +172,7 @@ def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkp
             if sim.step >= first and (sim.step - first) % every == 0 and sim.step not in recorded:
                 _append(path, sim, coarseners)
                 recorded.add(sim.step)
-                save_checkpoint(sim, checkpoint)
+                sim.save_checkpoint(checkpoint)
             if sim.step >= end:
                 break
             due = first if sim.step < first else sim.step + every - (sim.step - first) % every
@@ -202,8 +183,8 @@ def generate(case, out, coarse=64, every=1000, start=0.0, overrides=None, checkp
             if not np.isfinite(sim.state).all():
                 raise RuntimeError(f"{path}: the fine model blew up by step {sim.step}")
             if sim.step % checkpoint_every == 0:
-                save_checkpoint(sim, checkpoint)
-    save_checkpoint(sim, checkpoint)
+                sim.save_checkpoint(checkpoint)
+    sim.save_checkpoint(checkpoint)
     return path
 
 
