@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from . import rng
 from .case import CaseError, load_case
-from .output import check_meta
+from .output import check_meta, define_field_axes
 
 SPLITS = ("train", "validation", "test")
 SPLIT_OFFSETS = {"train": 0, "validation": 1_000_000, "test": 2_000_000}
@@ -59,23 +59,14 @@ def snapshot_steps(case):
 def _create(path, sim, case, split, steps, dtype, meta):
     """An empty split file for ``len(steps)`` snapshots of ``sim``'s fields (``case``: the
     resolved case it records)."""
-    axes = sim.grid.coordinates()
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("member", None)
         ds.createDimension("time", len(steps))
         ds.createVariable("member", "i8", ("member",))
         ds.createVariable("time", "f8", ("time",))[:] = steps * sim.dt
         ds.createVariable("step", "i8", ("time",))[:] = steps
-        for axis, values in axes.items():
-            ds.createDimension(axis, len(values))
-            ds.createVariable(axis, "f8", (axis,))[:] = values
-        for name in sim.equation.fields:
-            shape = sim.field_shape(name)
-            layered = len(shape) > len(axes)
-            if layered and "layer" not in ds.dimensions:
-                ds.createDimension("layer", shape[0])
-            dims = ("member", "time") + ("layer",) * layered + tuple(axes)
-            chunks = (1, 1) + shape
+        for name, (dims, shape) in define_field_axes(ds, sim).items():
+            dims, chunks = ("member", "time") + dims, (1, 1) + shape
             ds.createVariable(name, DTYPES[dtype], dims, chunksizes=chunks).long_name = f"clean {name}"
             noise = ds.createVariable(f"{name}_noise", DTYPES[dtype], dims, chunksizes=chunks)
             noise.long_name = f"additive observation noise of {name} (observations: {name} + {name}_noise)"
@@ -103,8 +94,9 @@ def _run_batch(path, case, members, steps, noise_std, bar):
         ds["member"][rows] = members
         for j, step in enumerate(steps):
             sim.advance(step - sim.step)
-            if not np.isfinite(sim.state).all():
-                bad = [m for m, ok in zip(members, sim.finite_members()) if not ok]
+            finite = sim.finite_members()
+            if not finite.all():
+                bad = [m for m, ok in zip(members, finite) if not ok]
                 raise DatasetError(f"{path}: member {bad[0]} stopped being finite by step {step}")
             for name, field in sim.fields().items():
                 ds[name][rows, j] = field

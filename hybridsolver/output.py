@@ -47,6 +47,25 @@ def check_meta(out, meta):
     write_atomic(path, json.dumps(meta, indent=1))
 
 
+def define_field_axes(ds, sim):
+    """Create in netCDF dataset ``ds`` the grid's axes (``y``, ``x`` or ``x``, with their
+    coordinates) and, for layered fields, ``layer``; returns {field: (dims, one member's
+    shape)} for ``sim``'s state fields, dims without the leading member and time axes."""
+    axes = sim.grid.coordinates()
+    for axis, values in axes.items():
+        ds.createDimension(axis, len(values))
+        ds.createVariable(axis, "f8", (axis,))[:] = values
+    out = {}
+    for name in sim.equation.fields:
+        shape = sim.field_shape(name)
+        layered = len(shape) > len(axes)
+        if layered and "layer" not in ds.dimensions:
+            ds.createDimension("layer", shape[0])
+            ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
+        out[name] = (("layer",) * layered + tuple(axes), shape)
+    return out
+
+
 class RunWriter:
     """Writes one run directory for a :class:`hybridsolver.Simulation`."""
 
@@ -75,20 +94,10 @@ class RunWriter:
         ds.case = sim.case.to_toml()
 
     def _create_fields(self):
-        axes = self.sim.grid.coordinates()
         with netCDF4.Dataset(self.fields_path, "w") as ds:
             self._coordinates(ds)
-            for axis, values in axes.items():
-                ds.createDimension(axis, len(values))
-                ds.createVariable(axis, "f8", (axis,))[:] = values
-            for name in self.sim.equation.fields:
-                shape = self.sim.field_shape(name)
-                layered = len(shape) > len(axes)
-                if layered and "layer" not in ds.dimensions:
-                    ds.createDimension("layer", shape[0])
-                    ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
-                dims = ("member", "time") + ("layer",) * layered + tuple(axes)
-                ds.createVariable(name, "f8", dims, chunksizes=(1, 1) + shape)
+            for name, (dims, shape) in define_field_axes(ds, self.sim).items():
+                ds.createVariable(name, "f8", ("member", "time") + dims, chunksizes=(1, 1) + shape)
 
     def _create_diagnostics(self):
         sim = self.sim
