@@ -173,14 +173,18 @@ class Simulation:
                 changed = True
         if not (changed or self._noisy):
             return
-        self._tendency[...] = 0.0
-        for hook in hooks:
-            self._tendency[hook.rows] += hook.held
+        self._sum_held(hooks)
         for hook in self._noisy:
             hook.white_noise.draw(self.seed, self.members[hook.rows], f"{hook.name}:hold_noise", self.step,
                                   hook.noise_hat)
             hook.noise_hat *= hook.hold_noise
             self._tendency[hook.rows] += hook.noise_hat
+
+    def _sum_held(self, hooks):
+        """Set the stepper's tendency to the sum of the tendency ``hooks``' held tendencies."""
+        self._tendency[...] = 0.0
+        for hook in hooks:
+            self._tendency[hook.rows] += hook.held
 
     def _observe(self):
         for hook in self._at("observe"):
@@ -264,9 +268,7 @@ class Simulation:
             for hook in tendency_hooks:
                 hook.held[...] = ck[f"held/{hook.name}"]
         if self._tendency is not None:
-            self._tendency[...] = 0.0
-            for hook in tendency_hooks:
-                self._tendency[hook.rows] += hook.held
+            self._sum_held(tendency_hooks)
 
     def fields(self):
         """Physical fields, ``{name: (M, *field_shape(name)) numpy array}``."""
