@@ -66,6 +66,67 @@ def define_field_axes(ds, sim):
     return out
 
 
+def rewrite_records(sources, dst, last_step=None):
+    """Write the run-directory netCDF file ``dst`` from ``sources``: files of one run with
+    the same records (``step`` along ``time``) holding consecutive members, in member
+    order (one file, or the parts of a run split by member).  ``dst`` gets the first
+    source's dimensions, variables, attributes and chunking with the ``member`` axis
+    concatenated, and only the records with ``step <= last_step`` (all without it).
+    Written record by record to ``dst.tmp`` and renamed, so ``dst`` may be a source and
+    is never left half-written."""
+    tmp = f"{dst}.tmp"
+    srcs = [netCDF4.Dataset(path) for path in sources]
+    try:
+        for src in srcs:
+            src.set_auto_mask(False)
+        first = srcs[0]
+        steps = first["step"][:]
+        for path, src in zip(sources[1:], srcs[1:]):
+            if not np.array_equal(src["step"][:], steps):
+                raise CaseError(f"{path}: its records (steps) differ from those of {sources[0]}")
+        records = np.flatnonzero(steps <= last_step) if last_step is not None else np.arange(len(steps))
+        members = sum(len(src.dimensions["member"]) for src in srcs)
+        with netCDF4.Dataset(tmp, "w") as out:
+            out.setncatts(first.__dict__)
+            for name, dim in first.dimensions.items():
+                out.createDimension(name, None if dim.isunlimited() else members if name == "member" else len(dim))
+            for name, var in first.variables.items():
+                _copy_variable(out, name, [src[name] for src in srcs], records, members)
+    finally:
+        for src in srcs:
+            src.close()
+    os.replace(tmp, dst)
+
+
+def _copy_variable(out, name, parts, records, members):
+    """Create variable ``name`` in ``out`` like ``parts[0]`` and fill it: parts
+    concatenated along ``member`` (if it has that axis), the ``records`` of ``time``."""
+    var = parts[0]
+    dims = var.dimensions
+    chunks = var.chunking()
+    if chunks != "contiguous" and "member" in dims:
+        chunks = list(chunks)
+        chunks[dims.index("member")] = min(chunks[dims.index("member")], members)
+    attrs = dict(var.__dict__)
+    new = out.createVariable(name, var.dtype, dims, chunksizes=None if chunks == "contiguous" else chunks,
+                             fill_value=attrs.pop("_FillValue", None))
+    new.setncatts(attrs)
+    if "member" not in dims:
+        parts = parts[:1]
+
+    def whole(record):
+        index = tuple(record if d == "time" else slice(None) for d in dims)
+        values = [p[index] for p in parts]
+        axis = [d for d in dims if d != "time"].index("member") if "member" in dims else None
+        return np.concatenate(values, axis=axis) if axis is not None else values[0]
+
+    if "time" not in dims:
+        new[...] = whole(None)
+        return
+    for i, record in enumerate(records):
+        new[tuple(i if d == "time" else slice(None) for d in dims)] = whole(record)
+
+
 class RunWriter:
     """Writes one run directory for a :class:`hybridsolver.Simulation`."""
 
