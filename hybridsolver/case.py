@@ -156,11 +156,25 @@ SECTIONS = {
     "ensemble": {"members": Field("int", 1, positive=True), "seed": Field("int", 0, minimum=0),
                  "first_member": Field("int", 0, minimum=0)},
     "output": {"dir": Field("str", None), "fields_every": Field("int", 0, minimum=0),
-               "diagnostics_every": Field("int", 10, minimum=0)},
+               "diagnostics_every": Field("int", 10, minimum=0), "checkpoint_every": Field("int", 0, minimum=0)},
+    # per-member monitors (hybridsolver.simulation): non-finite states always; `quantity` (a
+    # diagnostics scalar) outside `bounds` or the reference's mean +- reference_sigmas std
+    "monitor": {"on_failure": Field("str", "quarantine", choices=("quarantine", "abort")),
+                "every": Field("int", 10, positive=True), "quantity": Field("str", "energy"),
+                "bounds": Field("float", None, length=2), "reference_sigmas": Field("float", None, positive=True)},
     # hybridsolver generate: trajectories per split and observation noise (hybridsolver.datasets)
     "dataset": {"train": Field("int", 10, minimum=0), "validation": Field("int", 5, minimum=0),
                 "test": Field("int", 5, minimum=0), "observation_noise": Field("float", 0.0, minimum=0.0)},
+    # hybridsolver run on a Dask cluster (hybridsolver.distributed): address "local" starts a
+    # LocalCluster of `workers` processes, else a scheduler address; none runs in process
+    "distributed": {"address": Field("str", None), "workers": Field("int", 2, positive=True),
+                    "threads_per_worker": Field("int", 1, positive=True),
+                    "chunk_members": Field("int", None, positive=True)},
+    # hybridsolver report: the truth the ensemble is scored against (hybridsolver.report); only
+    # in a case that gives it
+    "reference": {"dir": Field("str", None), "path": Field("str", None), "member": Field("int", 0, minimum=0)},
 }
+OPTIONAL_SECTIONS = ("reference",)
 
 
 PLUGIN_KEYS = {
@@ -250,6 +264,8 @@ def validate(raw, source="case"):
             data["equation"][table] = _typed_table(kinds, eq.get(table, {"type": "none"}), f"equation.{table}")
     dims = GRID_DIMENSIONS.get(name, 2)
     for section, spec in SECTIONS.items():
+        if section in OPTIONAL_SECTIONS and section not in raw:
+            continue
         given = raw.get(section, {})
         if isinstance(given, dict):
             defaults = {k: v for (sec, k), v in EQUATION_DEFAULTS.get(name, {}).items() if sec == section}
@@ -267,6 +283,9 @@ def validate(raw, source="case"):
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):
         raise CaseError("time.t_end: give exactly one of time.t_end and time.steps")
+    if "reference" in data and ("dir" in data["reference"]) == ("path" in data["reference"]):
+        raise CaseError("reference.dir: give exactly one of reference.dir (a run directory) and reference.path "
+                        "(a truth netCDF file)")
     return data
 
 
@@ -282,6 +301,21 @@ def _check_choices(data, name):
     dealias = EQUATION_DEALIAS.get(name, DEALIAS_CHOICES)
     if data["grid"]["dealias"] not in dealias:
         raise CaseError(f"grid.dealias: {name} supports {', '.join(dealias)}, got '{data['grid']['dealias']}'")
+
+
+def first_difference(a, b, prefix=""):
+    """The first dotted key whose value differs between nested dicts ``a`` and ``b``, as
+    ``"key = A (now B)"``; None when they are equal."""
+    for key in sorted(set(a) | set(b)):
+        name = f"{prefix}{key}"
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found = first_difference(x, y, f"{name}.")
+            if found:
+                return found
+        elif x != y:
+            return f"{name} = {x!r} (now {y!r})"
+    return None
 
 
 def _parse_value(text):

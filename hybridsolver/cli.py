@@ -1,9 +1,12 @@
 """The ``hybridsolver`` command line (DESIGN.md section 7).
 
 Bad input exits with code 2 and one line on stderr naming the key or file; a run
-(or a dataset) whose members stop being finite exits with code 1.
+(or a dataset) whose members stop being finite exits with code 1 (a run whose failed
+members were quarantined while the others finished exits with 0 and a warning); a run
+stopped by SIGTERM or SIGINT exits with 128 + the signal number after its checkpoint.
 """
 import argparse
+import signal
 import sys
 
 from .case import CaseError, load_case, parse_set_options
@@ -24,6 +27,8 @@ def _parser():
     run.add_argument("--members", type=int, help="ensemble size (ensemble.members)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"),
                      help="device for every plugin's inference (default: each plugin's device key)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run directory from its checkpoint (same case and --set options)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or final report")
     validate = sub.add_parser("validate", help="check a case file without running it")
     validate.add_argument("case")
@@ -38,6 +43,12 @@ def _parser():
     generate.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                           help="stored precision (default float32)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    report = sub.add_parser("report", help="scores.nc, figures and index.html of a run directory")
+    report.add_argument("run_dir", help="run directory (written by hybridsolver run)")
+    report.add_argument("--reference", help="reference run directory or truth netCDF file (default: the run's "
+                                            "[reference] case table)")
+    report.add_argument("--member", type=int, help="row of the reference's truth member (default: "
+                                                   "reference.member, else 0)")
     plugins = sub.add_parser("plugins", help="plugin artifacts")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, parser_class=_Parser)
     inspect = plugins_sub.add_parser("inspect", help="print an artifact's manifest (after checking it)")
@@ -96,6 +107,11 @@ def main(argv=None):
             return _plugins_command(args)
         if args.command == "generate":
             return _generate_command(args)
+        if args.command == "report":
+            from .report import report  # matplotlib loads only for reports
+
+            print(report(args.run_dir, args.reference, args.member)[-1])
+            return 0
         from .simulation import Simulation  # numba kernels load only for real work
 
         sim = Simulation(_load(args))
@@ -104,16 +120,31 @@ def main(argv=None):
             print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
                   f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
             return 0
-        summary = sim.run(out_dir=args.out, progress=not args.quiet)
+        summary = sim.run(out_dir=args.out, progress=not args.quiet, resume=args.resume)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.quiet:
+    if not args.quiet and summary["ms_per_step"] is not None:
         print(f"{summary['run_dir']}: {summary['status']}, step {summary['final_step']}, "
               f"{summary['ms_per_step']:.3f} ms/step ({summary['ms_per_member_step']:.3f} ms/member-step)")
         _report_plugins(summary)
-    if summary["status"] != "ok":
-        print(f"error: members stopped: {summary['member_status']}", file=sys.stderr)
+    return _exit_code(summary)
+
+
+def _exit_code(summary):
+    """0 for a finished run (warning about quarantined members), 1 for a failed one, and
+    128 + the signal's number for a run a signal stopped (its checkpoint resumes it)."""
+    status = summary["status"]
+    failed = {m: s for m, s in summary["member_status"].items() if s != "ok"}
+    if status == "interrupted":
+        print(f"{summary['run_dir']}: interrupted by {summary['signal']} at step {summary['final_step']}; "
+              "continue with --resume", file=sys.stderr)
+        return 128 + signal.Signals[summary["signal"]].value
+    if status == "quarantined":
+        print(f"warning: members quarantined: {failed}", file=sys.stderr)
+        return 0
+    if status != "ok":
+        print(f"error: members stopped: {failed}", file=sys.stderr)
         return 1
     return 0
 

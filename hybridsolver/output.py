@@ -4,7 +4,9 @@
 (``(member, time, x)`` on 1D grids), and ``(member, time, layer, y, x)`` for layered
 fields (``qg2layer``'s ``q``);
 ``diagnostics.nc`` has per-member scalars ``(member, time)`` and isotropic spectra
-``(member, time, k)``.  Both grow along an unlimited ``time`` axis.  Each write opens
+``(member, time, k)``.  Both grow along an unlimited ``time`` axis and hold the int8
+mask ``valid`` ``(member, time)``: 0 for members quarantined by then, whose values are
+written as NaN.  Each write opens
 the file, appends and closes it, so between writes the file on disk is complete;
 diagnostics are buffered in memory and flushed every ``flush_seconds`` and at every
 fields write.  ``case.toml`` and ``summary.json`` are replaced atomically (written to
@@ -13,6 +15,7 @@ a temporary file, then renamed).
 import json
 import os
 import time
+import tomllib
 
 import netCDF4
 import numpy as np
@@ -127,10 +130,36 @@ def _copy_variable(out, name, parts, records, members):
         new[tuple(i if d == "time" else slice(None) for d in dims)] = whole(record)
 
 
-class RunWriter:
-    """Writes one run directory for a :class:`hybridsolver.Simulation`."""
+def read_run_case(run_dir):
+    """The resolved case (nested dict) that started run directory ``run_dir`` (its
+    ``case.toml``); CaseError naming the file when it is missing."""
+    path = os.path.join(run_dir, "case.toml")
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: missing (not a run directory)")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
 
-    def __init__(self, run_dir, sim, flush_seconds=5.0):
+
+def read_diagnostic(path, name):
+    """The finite values of per-member diagnostic ``name`` ``(member, time)`` in the
+    ``diagnostics.nc`` file ``path``, flattened; CaseError naming the file otherwise."""
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: missing")
+    with netCDF4.Dataset(path) as ds:
+        if name not in ds.variables:
+            raise CaseError(f"{path}: no diagnostic '{name}'")
+        values = np.asarray(ds[name][...], dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        raise CaseError(f"{path}: fewer than 2 finite values of '{name}'")
+    return values
+
+
+class RunWriter:
+    """Writes one run directory for a :class:`hybridsolver.Simulation`; with ``resume``,
+    continues the one ``sim`` started, dropping the records after ``sim.step``."""
+
+    def __init__(self, run_dir, sim, flush_seconds=5.0, resume=False):
         self.dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
         self.sim = sim
@@ -138,9 +167,15 @@ class RunWriter:
         self.fields_path = os.path.join(run_dir, "fields.nc")
         self.diagnostics_path = os.path.join(run_dir, "diagnostics.nc")
         self.summary_path = os.path.join(run_dir, "summary.json")
-        write_atomic(os.path.join(run_dir, "case.toml"), sim.case.to_toml())
         self._pending = []
         self._last_flush = time.monotonic()
+        if resume:
+            for path in (self.fields_path, self.diagnostics_path):
+                if not os.path.isfile(path):
+                    raise CaseError(f"{path}: missing, cannot resume this run directory")
+                rewrite_records([path], path, last_step=sim.step)
+            return
+        write_atomic(os.path.join(run_dir, "case.toml"), sim.case.to_toml())
         self._create_fields()
         self._create_diagnostics()
 
@@ -151,6 +186,8 @@ class RunWriter:
         ds.createVariable("member", "i8", ("member",))[:] = np.asarray(sim.members)
         ds.createVariable("time", "f8", ("time",)).units = "model time units"
         ds.createVariable("step", "i8", ("time",))
+        valid = ds.createVariable("valid", "i1", ("member", "time"), chunksizes=(len(sim.members), 64))
+        valid.description = "1 while the member runs, 0 once it is quarantined (its values are NaN)"
         ds.equation = sim.equation.name
         ds.case = sim.case.to_toml()
 
@@ -186,12 +223,21 @@ class RunWriter:
             for name in records[0][2]:
                 ds.variables[name][:, start:stop] = np.stack([r[2][name] for r in records], axis=1)
 
+    def _masked(self, values):
+        """``values`` ({name: (M, ...)}) with the quarantined members' rows set to NaN, and
+        the ``valid`` mask (M,)."""
+        quarantined = self.sim.quarantined
+        if quarantined.any():
+            values = {name: np.where(quarantined.reshape((-1,) + (1,) * (v.ndim - 1)), np.nan, v)
+                      for name, v in values.items()}
+        return values | {"valid": (~quarantined).astype(np.int8)}
+
     def write_fields(self, step, t, fields):
         self.flush()
-        self._append(self.fields_path, [(step, t, fields)])
+        self._append(self.fields_path, [(step, t, self._masked(fields))])
 
     def write_diagnostics(self, step, t, values):
-        self._pending.append((step, t, values))
+        self._pending.append((step, t, self._masked(values)))
         if time.monotonic() - self._last_flush > self.flush_seconds:
             self.flush()
 

@@ -6,18 +6,21 @@ tendency of tendency hooks added to its explicit term) and state filter
 each member's stream at the index of the step (0 for the step from 0 to 1).  Hooks
 act around it in the order given in :mod:`hybridsolver.hooks`.
 """
+import contextlib
 import os
+import signal
+import threading
 import time
 
 import numpy as np
 from tqdm import tqdm
 
 from . import fft, rng
-from .case import CaseError, load_case
+from .case import CaseError, first_difference, load_case
 from .equations import make_equation
 from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
-from .output import RunWriter
+from .output import RunWriter, read_diagnostic, read_run_case
 from .plugin import plugin_hooks
 from .steppers import make_stepper
 
@@ -52,6 +55,10 @@ class Simulation:
         self._hooks_started = False
         self._tendency = None
         self._previous = None
+        self.member_status = ["ok"] * len(self.members)
+        self.quarantined = np.zeros(len(self.members), bool)
+        self._signal = None
+        self._bounds = self._monitor_bounds(case_dir)
         for hook in plugin_hooks(self):
             self.add_hook(hook)
 
@@ -141,9 +148,10 @@ class Simulation:
         """The hooks of one callsite, in order (fixed once the hooks are started)."""
         return self._callsites[callsite]
 
-    def start_hooks(self):
+    def start_hooks(self, observe=True):
         """Start the hooks (artifacts load and make their dry run) and call the observe hooks
-        due at the current step.  Done once, by the first :meth:`advance` or :meth:`run`."""
+        due at the current step (not with ``observe=False``: a resumed run has called them).
+        Done once, by the first :meth:`advance` or :meth:`run`."""
         if self._hooks_started:
             return
         for hook in self.hooks:
@@ -151,7 +159,8 @@ class Simulation:
         self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
         self._noisy = [h for h in self._callsites["tendency"] if h.hold_noise]
         self._hooks_started = True
-        self._observe()
+        if observe:
+            self._observe()
 
     def finish_hooks(self):
         """Call every hook's ``finish`` (done by :meth:`run` when it ends)."""
@@ -211,11 +220,12 @@ class Simulation:
         """Step until ``step >= until``; a replace hook may jump up to step ``limit``."""
         self.start_hooks()
         if not self.hooks:
-            while self.step < until:
+            while self.step < until and self._signal is None:
                 self._solver_step()
+                self._hold_quarantined()
             return
         replace_hooks, post_step = self._at("replace"), self._at("post_step")
-        while self.step < until:
+        while self.step < until and self._signal is None:
             if self._tendency is not None:
                 self._update_tendency()
             replace = None
@@ -235,18 +245,89 @@ class Simulation:
                 if hook.schedule.due(self.step, self.dt):
                     value = timed_call(hook, self, self.state[hook.rows], read_only(self._previous[hook.rows]))
                     self.state[hook.rows] = check_returned(hook, value, self.state[hook.rows].shape, self.step)
+            self._hold_quarantined()
             self._observe()
+
+    # ---- monitors and quarantine ------------------------------------------------
+
+    def _monitor_bounds(self, case_dir):
+        """(low, high) allowed for ``monitor.quantity`` (a per-member diagnostics scalar), or
+        None: ``monitor.bounds``, or the mean +- ``monitor.reference_sigmas`` standard
+        deviations of that quantity over every member and record of the ``[reference]`` run
+        directory's ``diagnostics.nc``."""
+        mon = self.case.data["monitor"]
+        if "bounds" in mon and "reference_sigmas" in mon:
+            raise CaseError("monitor.bounds: give at most one of monitor.bounds and monitor.reference_sigmas")
+        if "bounds" not in mon and "reference_sigmas" not in mon:
+            return None
+        quantity = mon["quantity"]
+        names = list(self.equation.diagnostics(self.state[:1], self.dt))
+        if quantity not in names:
+            raise CaseError(f"monitor.quantity: {self.equation.name} has no diagnostic '{quantity}' "
+                            f"(expected one of: {', '.join(names)})")
+        if "bounds" in mon:
+            low, high = mon["bounds"]
+            if not low < high:
+                raise CaseError(f"monitor.bounds: expected [low, high] with low < high, got {mon['bounds']}")
+            return low, high
+        reference = self.case.data.get("reference", {})
+        if "dir" not in reference:
+            raise CaseError("monitor.reference_sigmas: needs reference.dir (a run directory whose "
+                            "diagnostics.nc gives the mean and standard deviation)")
+        path = os.path.join(case_dir or "", reference["dir"], "diagnostics.nc")
+        values = read_diagnostic(path, quantity)
+        mean, std = values.mean(), values.std()
+        return mean - mon["reference_sigmas"] * std, mean + mon["reference_sigmas"] * std
+
+    def failed_members(self):
+        """{row: reason} of the members not yet quarantined whose state is not finite or
+        whose ``monitor.quantity`` lies outside the monitor's bounds."""
+        finite = self.finite_members()
+        running = ~self.quarantined
+        failed = {row: "non-finite state" for row in np.flatnonzero(running & ~finite)}
+        if self._bounds is not None:
+            low, high = self._bounds
+            quantity = self.case.data["monitor"]["quantity"]
+            values = self.equation.diagnostics(self.state, self.dt)[quantity]
+            outside = running & finite & ((values < low) | (values > high))
+            failed |= {row: f"{quantity} {values[row]:.4g} outside [{low:.4g}, {high:.4g}]"
+                       for row in np.flatnonzero(outside)}
+        return dict(sorted(failed.items()))
+
+    def quarantine(self, failed):
+        """Stop members ``{row: reason}``: from now on their state, stepper history and held
+        tendencies are zero (so they cost nothing and stay finite), their outputs are
+        masked and :attr:`member_status` says why.  The other members' results do not change."""
+        rows = np.zeros(len(self.members), bool)
+        rows[list(failed)] = True
+        self.quarantined |= rows
+        for row, reason in failed.items():
+            self.member_status[row] = f"quarantined at step {self.step}: {reason}"
+        self.stepper.zero_members(rows)
+        for hook in self.hooks:
+            if hook.callsite == "tendency":
+                hook.held[rows[hook.rows]] = 0.0
+        if self._tendency is not None:
+            self._tendency[rows] = 0.0
+        self._hold_quarantined()
+
+    def _hold_quarantined(self):
+        if self.quarantined.any():
+            self.state[self.quarantined] = 0.0
 
     def save_checkpoint(self, path):
         """Write what continuing this run needs to ``path`` (.npz) atomically: the state, the
-        step, the stepper's history and the held tendencies of tendency hooks.  Random
-        streams are keyed by the step (:mod:`hybridsolver.rng`), so the step restores their
-        positions.  A non-finite state is never written (ValueError)."""
-        if not np.isfinite(self.state).all():
-            raise ValueError(f"{path}: not written, the state is not finite at step {self.step}")
+        step, the stepper's history, the held tendencies of tendency hooks and the members'
+        status and quarantine mask.  Random streams are keyed by the step
+        (:mod:`hybridsolver.rng`), so the step restores their positions.  A checkpoint with a
+        non-finite value is never written (ValueError)."""
         arrays = {"state": self.state, "step": np.array(self.step)}
         arrays |= {f"stepper/{k}": v for k, v in self.stepper.checkpoint().items()}
         arrays |= {f"held/{h.name}": h.held for h in self.hooks if h.callsite == "tendency"}
+        bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
+        if bad:
+            raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {self.step}")
+        arrays |= {"quarantined": self.quarantined, "member_status": np.array(self.member_status)}
         tmp = f"{path}.tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
@@ -267,6 +348,8 @@ class Simulation:
             self.stepper.restore({k.split("/", 1)[1]: ck[k] for k in ck.files if k.startswith("stepper/")})
             for hook in tendency_hooks:
                 hook.held[...] = ck[f"held/{hook.name}"]
+            self.quarantined[...] = ck["quarantined"]
+            self.member_status = [str(s) for s in ck["member_status"]]
         if self._tendency is not None:
             self._sum_held(tendency_hooks)
 
@@ -282,74 +365,156 @@ class Simulation:
         """Boolean (M,): members whose state is all finite."""
         return np.isfinite(self.state).all(axis=tuple(range(1, self.state.ndim)))
 
-    def run(self, out_dir=None, progress=True):
+    def run(self, out_dir=None, progress=True, resume=False):
         """Run to the case's end, writing the run directory; returns the summary dict.
 
-        ``ms_per_step`` leaves out the first step (JIT compilation) and includes output
-        writing (None for a one-step run).  Fields are written at step 0, every
-        ``output.fields_every`` steps and at the end; diagnostics at step 0 and every
-        ``output.diagnostics_every`` steps.  A member whose state stops being finite
-        stops the run (status ``non-finite by step N``).
+        Fields are written at step 0, every ``output.fields_every`` steps and at the end;
+        diagnostics at step 0 and every ``output.diagnostics_every`` steps; the checkpoint
+        ``checkpoint.npz`` every ``output.checkpoint_every`` steps, at the end, and when
+        SIGTERM or SIGINT arrives (the run then stops with status ``interrupted``; a second
+        SIGINT stops it at once).  ``resume`` continues the run directory from its
+        checkpoint: records written after the checkpoint's step are dropped and the run
+        goes on bit-identically.  ``ms_per_step`` leaves out the first step (JIT
+        compilation) and includes output writing (None for a one-step run).
+
+        Every ``monitor.every`` steps (and at each output) members whose state is not
+        finite or whose ``monitor.quantity`` leaves the monitor's bounds fail: with
+        ``monitor.on_failure = "quarantine"`` they are quarantined (:meth:`quarantine`)
+        and the others go on; with ``"abort"`` the run stops.  Summary ``status``: ``ok``,
+        ``quarantined`` (some members), ``failed`` (aborted, or every member
+        quarantined) or ``interrupted``.
         """
         out = self.case.data["output"]
         run_dir = out_dir or out.get("dir") or os.path.join("runs", self.case.name)
-        self.start_hooks()  # artifacts' dry runs fail here, before anything is written
-        writer = RunWriter(run_dir, self)
-        fields_every, diag_every = out["fields_every"], out["diagnostics_every"]
-        end = self.total_steps
+        checkpoint = os.path.join(run_dir, CHECKPOINT)
+        if resume:
+            self._check_resumable(run_dir, checkpoint)
+            self.start_hooks(observe=False)  # artifacts' dry runs fail here, before anything is written
+            self.load_checkpoint(checkpoint)
+            writer = RunWriter(run_dir, self, resume=True)
+        else:
+            self.start_hooks()
+            writer = RunWriter(run_dir, self)
+            writer.write_fields(self.step, self.time, self.fields())
+            if out["diagnostics_every"]:
+                writer.write_diagnostics(self.step, self.time, self.diagnostics())
         summary = {"case": self.case.path, "run_dir": run_dir, "equation": self.equation.name,
                    "grid": list(self.grid.shape), "scheme": self.case.data["time"]["scheme"],
                    "dt": self.dt, "members": self.members, "seed": self.seed,
-                   "fft_threads": self.equation.transforms.threads if self.equation.transforms else None}
-        writer.write_fields(self.step, self.time, self.fields())
-        if diag_every:
-            writer.write_diagnostics(self.step, self.time, self.diagnostics())
-        status = ["ok"] * len(self.members)
-        bar = None  # made after the first step (JIT compilation), so its rate and ETA are real
-        run_start = self.step
+                   "fft_threads": self.equation.transforms.threads if self.equation.transforms else None,
+                   "resumed_from_step": self.step if resume else None}
+        ended = None
         first_start = time.perf_counter()
-        start_step, start = self.step, first_start
+        timing = [self.step, first_start]  # first timed step and its start (after JIT compilation)
         try:
-            while self.step < end:
-                if self.step > start_step and bar is None:  # time steps after the first (JIT compilation)
-                    start_step, start = self.step, time.perf_counter()
-                    bar = tqdm(total=end - run_start, initial=self.step - run_start, unit="step",
-                               disable=not progress, dynamic_ncols=True)
-                stops = [end]
-                for every in (fields_every, diag_every):
-                    if every:
-                        stops.append((self.step // every + 1) * every)
-                before = self.step
-                self._advance(before + 1 if bar is None else min(stops), end)
-                if bar is not None:
-                    bar.update(self.step - before)
-                    elapsed = time.perf_counter() - start
-                    bar.set_postfix_str(f"{1e3 * elapsed / (self.step - start_step):.3f} ms/step", refresh=False)
-                finite = self.finite_members()
-                if diag_every and self.step % diag_every == 0 or not finite.all():
-                    writer.write_diagnostics(self.step, self.time, self.diagnostics())
-                if not finite.all():
-                    status = ["ok" if f else f"non-finite by step {self.step}" for f in finite]
-                    break
-                if (fields_every and self.step % fields_every == 0) or self.step == end:
-                    writer.write_fields(self.step, self.time, self.fields())
+            with _stop_on_signals(self):
+                ended = self._loop(writer, checkpoint, progress, timing)
         except BaseException:
-            status = ["interrupted"] * len(self.members)
+            ended = "interrupted"
             raise
         finally:
-            if bar is not None:
-                bar.close()
             self.finish_hooks()
             writer.flush()
             now = time.perf_counter()
-            timed = self.step - start_step
-            ms = 1e3 * (now - start) / timed if timed else None
+            timed = self.step - timing[0]
+            ms = 1e3 * (now - timing[1]) / timed if timed else None
             summary.update({
-                "status": "ok" if all(s == "ok" for s in status) else "failed",
-                "member_status": dict(zip(map(str, self.members), status)),
+                "status": ended or self._status(),
+                "member_status": dict(zip(map(str, self.members), self.member_status)),
+                "quarantined": [m for m, q in zip(self.members, self.quarantined) if q],
                 "final_step": self.step, "final_time": self.time, "wall_seconds": now - first_start,
                 "ms_per_step": ms, "ms_per_member_step": ms / len(self.members) if timed else None,
                 "plugins": self.hook_report(now - first_start),
             })
+            if self._signal is not None:
+                summary["signal"] = signal.Signals(self._signal).name
             writer.write_summary(summary)
         return summary
+
+    def _status(self):
+        return "quarantined" if self.quarantined.any() else "ok"
+
+    def _check_resumable(self, run_dir, checkpoint):
+        """CaseError unless ``run_dir`` has a checkpoint and was started by this same case."""
+        if not os.path.isfile(checkpoint):
+            raise CaseError(f"{checkpoint}: no checkpoint to resume from (output.checkpoint_every sets a "
+                            "cadence; runs also write one at the end and when interrupted)")
+        difference = first_difference(read_run_case(run_dir), self.case.data)
+        if difference:
+            raise CaseError(f"{os.path.join(run_dir, 'case.toml')}: the run was started with {difference}; "
+                            "resume it with the same case")
+
+    def _loop(self, writer, checkpoint, progress, timing):
+        """The step loop of :meth:`run`, from the current step to the end: advances between
+        output, monitor and checkpoint steps and does what is due there.  Returns
+        ``"interrupted"`` when a signal stopped it, ``"failed"`` when members failed and
+        the run cannot go on, else None."""
+        d = self.case.data
+        out, monitor = d["output"], d["monitor"]
+        fields_every, diag_every, ck_every = out["fields_every"], out["diagnostics_every"], out["checkpoint_every"]
+        end = self.total_steps
+        bar = None  # made after the first step (JIT compilation), so its rate and ETA are real
+        ended = None
+        while self.step < end:
+            if bar is None and self.step > timing[0]:
+                timing[:] = [self.step, time.perf_counter()]
+                bar = tqdm(total=end, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True)
+            stops = [end] + [(self.step // every + 1) * every
+                             for every in (fields_every, diag_every, ck_every, monitor["every"]) if every]
+            before = self.step
+            self._advance(before + 1 if bar is None else min(stops), end)
+            if bar is not None:
+                bar.update(self.step - before)
+                rate = 1e3 * (time.perf_counter() - timing[1]) / (self.step - timing[0])
+                bar.set_postfix_str(f"{rate:.3f} ms/step", refresh=False)
+            failed = self.failed_members()
+            if failed and monitor["on_failure"] == "abort":
+                for row in range(len(self.members)):
+                    self.member_status[row] = (f"{failed[row]} by step {self.step}" if row in failed
+                                               else f"aborted at step {self.step}")
+                writer.write_diagnostics(self.step, self.time, self.diagnostics())
+                ended = "failed"
+                break
+            if failed:
+                self.quarantine(failed)
+                if self.quarantined.all():
+                    ended = "failed"
+                    break
+            if diag_every and self.step % diag_every == 0:
+                writer.write_diagnostics(self.step, self.time, self.diagnostics())
+            if (fields_every and self.step % fields_every == 0) or self.step == end:
+                writer.write_fields(self.step, self.time, self.fields())
+            if self._signal is not None or self.step == end or (ck_every and self.step % ck_every == 0):
+                writer.flush()
+                self.save_checkpoint(checkpoint)
+            if self._signal is not None:
+                ended = "interrupted"
+                break
+        if bar is not None:
+            bar.close()
+        return ended
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+@contextlib.contextmanager
+def _stop_on_signals(sim):
+    """While the block runs, SIGTERM and SIGINT set ``sim._signal`` (the step loop then
+    checkpoints and stops) instead of ending the process; a second signal raises
+    KeyboardInterrupt.  Only in the main thread (signal handlers can only be set there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if sim._signal is not None:
+            raise KeyboardInterrupt
+        sim._signal = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

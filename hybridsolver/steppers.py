@@ -215,6 +215,10 @@ class Stepper:
     def restore(self, arrays):
         """Set what :meth:`checkpoint` returned."""
 
+    def zero_members(self, rows):
+        """Zero the history of members ``rows`` (a boolean (M,) mask): quarantined members
+        restart from a zero state."""
+
 
 def _real_linear(equation, scheme):
     """The equation's linear operator, which ``scheme`` needs real."""
@@ -305,6 +309,10 @@ class AdamsBashforth3(Stepper):
         for buffer, saved in zip(self.history, arrays["history"]):
             buffer[...] = saved
         self.history_length = int(arrays["history_length"])
+
+    def zero_members(self, rows):
+        for buffer in self.history:
+            buffer[rows] = 0.0
 
     def step(self, w, t):
         self.history.insert(0, self.history.pop())  # the oldest buffer becomes the newest

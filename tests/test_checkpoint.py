@@ -1,12 +1,21 @@
 """Checkpoints (Simulation.save_checkpoint / load_checkpoint): a run continued from one is
 bit-identical to an uninterrupted run, with stochastic forcing, a stochastic plugin held
-between calls and multistep history; non-finite states are never written."""
+between calls and multistep history; non-finite states are never written.  Run
+directories: a run killed (SIGKILL) or stopped (SIGTERM) at a random step and continued
+with ``--resume`` ends bit-identical to an uninterrupted run."""
+import json
 import os
+import signal
+import subprocess
+import sys
 
+import netCDF4
 import numpy as np
 import pytest
+import tomli_w
 
-from hybridsolver import CaseError, Simulation
+from hybridsolver import CaseError, Simulation, load_case
+from hybridsolver.cli import main
 from hybridsolver_plugins.classic.registry import backscatter
 
 
@@ -61,3 +70,115 @@ def test_a_checkpoint_of_another_ensemble_is_refused(tmp_path, case):
     sim.save_checkpoint(path)
     with pytest.raises(CaseError, match="checkpoint state shape"):
         Simulation.from_case(case, {"ensemble.members": 2}).load_checkpoint(path)
+
+
+# ---- run directories: checkpoint cadence, signals, --resume ---------------------------------
+
+KILLER = """
+import os, signal, sys
+from hybridsolver import Simulation
+from hybridsolver.hooks import Hook
+
+class SignalAt(Hook):
+    callsite = "observe"
+
+    def __init__(self, step, signum):
+        super().__init__(every=1)
+        self.at, self.signum = step, signum
+
+    def __call__(self, sim, state):
+        if sim.step == self.at:
+            os.kill(os.getpid(), self.signum)
+
+case, out, step, signum, resume = sys.argv[1:]
+sim = Simulation.from_case(case)
+sim.add_hook(SignalAt(int(step), int(signum)))
+sim.run(out_dir=out, progress=False, resume=resume == "resume")
+"""
+
+
+def _run_until_signal(case_path, out, step, signum, resume=False):
+    """Run (or resume) ``case_path`` into ``out`` in a subprocess that sends itself
+    ``signum`` when it reaches ``step``; returns the process's return code."""
+    args = [sys.executable, "-c", KILLER, case_path, out, str(step), str(int(signum)), "resume" if resume else "new"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=300).returncode
+
+
+def _netcdf(path):
+    with netCDF4.Dataset(path) as ds:
+        return {name: np.asarray(var[...]) for name, var in ds.variables.items()}
+
+
+def _assert_same_files(a, b):
+    for name in ("fields.nc", "diagnostics.nc"):
+        x, y = _netcdf(os.path.join(a, name)), _netcdf(os.path.join(b, name))
+        assert x.keys() == y.keys()
+        for var in x:
+            assert np.array_equal(x[var], y[var]), (name, var)
+
+
+@pytest.fixture
+def restart_case(tmp_path, stochastic):
+    """The stochastic case as a file: 60 steps, fields every 10, diagnostics every 5, a
+    checkpoint every 8 steps (so records after a checkpoint exist when a run dies)."""
+    stochastic["time"]["steps"] = 60
+    stochastic["output"] = {"fields_every": 10, "diagnostics_every": 5, "checkpoint_every": 8}
+    path = tmp_path / "case.toml"
+    path.write_text(tomli_w.dumps(stochastic))
+    return str(path)
+
+
+def test_a_run_killed_twice_at_random_steps_resumes_bit_identically(tmp_path, restart_case):
+    whole = str(tmp_path / "whole")
+    Simulation.from_case(restart_case).run(out_dir=whole, progress=False)
+    first, second = sorted(np.random.default_rng(2026).choice(np.arange(9, 60), 2, replace=False))
+    out = str(tmp_path / "killed")
+    assert _run_until_signal(restart_case, out, first, signal.SIGKILL) == -signal.SIGKILL
+    # what was written before the kill is readable: records up to the kill, the checkpoint before it
+    with np.load(os.path.join(out, "checkpoint.npz")) as ck:
+        assert int(ck["step"]) == first // 8 * 8
+    assert _netcdf(os.path.join(out, "fields.nc"))["step"].max() <= first
+    assert _netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() <= first
+    assert load_case(os.path.join(out, "case.toml")).data == load_case(restart_case).data
+    assert _run_until_signal(restart_case, out, second, signal.SIGKILL, resume=True) == -signal.SIGKILL
+    with np.load(os.path.join(out, "checkpoint.npz")) as ck:
+        assert int(ck["step"]) == second // 8 * 8
+    assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 0
+    _assert_same_files(out, whole)
+    summary = json.loads(open(os.path.join(out, "summary.json")).read())
+    assert summary["status"] == "ok" and summary["resumed_from_step"] == second // 8 * 8
+
+
+def test_sigterm_checkpoints_the_current_step_and_the_run_resumes(tmp_path, restart_case):
+    whole = str(tmp_path / "whole")
+    Simulation.from_case(restart_case).run(out_dir=whole, progress=False)
+    out = str(tmp_path / "stopped")
+    assert _run_until_signal(restart_case, out, 27, signal.SIGTERM) == 0  # the Python API returns normally
+    summary = json.loads(open(os.path.join(out, "summary.json")).read())
+    assert summary["status"] == "interrupted" and summary["signal"] == "SIGTERM"
+    assert summary["final_step"] == 27
+    with np.load(os.path.join(out, "checkpoint.npz")) as ck:
+        assert int(ck["step"]) == 27
+    assert _netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() == 25  # flushed before the checkpoint
+    assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 0
+    _assert_same_files(out, whole)
+
+
+def test_resume_refuses_another_case_and_a_directory_without_checkpoint(tmp_path, restart_case, capsys):
+    out = str(tmp_path / "run")
+    assert main(["run", restart_case, "--out", out, "--quiet", "--set", "time.steps=8"]) == 0
+    assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {out}/case.toml: the run was started with time.steps = 8 "
+                                               "(now 60); resume it with the same case")
+    empty = str(tmp_path / "empty")
+    assert main(["run", restart_case, "--resume", "--out", empty, "--quiet"]) == 2
+    assert "checkpoint.npz: no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_non_finite_history_is_never_written(tmp_path, case):
+    sim = Simulation.from_case(case, {"time.scheme": "ab3"})
+    sim.advance(3)
+    sim.stepper.history[1][0, 2, 2] = np.inf
+    with pytest.raises(ValueError, match="stepper/history is not finite"):
+        sim.save_checkpoint(str(tmp_path / "checkpoint.npz"))
+    assert not os.path.exists(tmp_path / "checkpoint.npz")

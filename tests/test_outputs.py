@@ -14,11 +14,13 @@ def test_run_directory_contents(case, tmp_path):
     case["time"]["steps"] = 20
     sim = Simulation.from_case(case)
     summary = sim.run(out_dir=str(tmp_path), progress=False)
-    assert sorted(os.listdir(tmp_path)) == ["case.toml", "diagnostics.nc", "fields.nc", "summary.json"]
+    assert sorted(os.listdir(tmp_path)) == ["case.toml", "checkpoint.npz", "diagnostics.nc", "fields.nc",
+                                            "summary.json"]
     fields = xr.open_dataset(tmp_path / "fields.nc")
     assert fields["vorticity"].dims == ("member", "time", "y", "x")
     assert fields["vorticity"].shape == (3, 5, 32, 32)
     assert list(fields["step"].values) == [0, 5, 10, 15, 20]
+    assert fields["valid"].dims == ("member", "time") and fields["valid"].values.all()
     assert np.array_equal(fields["vorticity"].values[:, -1], sim.fields()["vorticity"])
     diag = xr.open_dataset(tmp_path / "diagnostics.nc")
     for name in ("energy", "enstrophy", "palinstrophy", "max_vorticity", "cfl"):
