@@ -303,6 +303,15 @@ def _check_choices(data, name):
         raise CaseError(f"grid.dealias: {name} supports {', '.join(dealias)}, got '{data['grid']['dealias']}'")
 
 
+def resolve_path(path, folder):
+    """A relative file ``path`` of a case: as it stands if it exists from the working
+    directory, else from ``folder`` (the case file's folder) if it exists there."""
+    if os.path.isabs(path) or os.path.exists(path) or not folder:
+        return path
+    candidate = os.path.normpath(os.path.join(folder, path))
+    return candidate if os.path.exists(candidate) else path
+
+
 def first_difference(a, b, prefix=""):
     """The first dotted key whose value differs between nested dicts ``a`` and ``b``, as
     ``"key = A (now B)"``; None when they are equal."""

@@ -39,7 +39,7 @@ import os
 import numpy as np
 
 from . import fft, rng
-from .case import CaseError
+from .case import CaseError, resolve_path
 
 
 def _shaped_noise(grid, seed, members, multiplier, components=1):
@@ -148,9 +148,8 @@ def make_initial(spec, grid, seed, members, case_dir=None, field="vorticity", sh
     ``case_dir``.
     """
     params = {k: v for k, v in spec.items() if k != "type"}
-    path = params.get("path")
-    if path and case_dir and not os.path.exists(path) and os.path.exists(os.path.join(case_dir, path)):
-        params["path"] = os.path.join(case_dir, path)
+    if "path" in params:
+        params["path"] = resolve_path(params["path"], case_dir)
     kind = spec["type"]
     if kind == "gaussian_random_field":
         return gaussian_random_field(grid, seed, members, **params)

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import fft, rng
-from .case import CaseError, first_difference, load_case
+from .case import CaseError, first_difference, load_case, resolve_path
 from .equations import make_equation
 from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
@@ -274,7 +274,7 @@ class Simulation:
         if "dir" not in reference:
             raise CaseError("monitor.reference_sigmas: needs reference.dir (a run directory whose "
                             "diagnostics.nc gives the mean and standard deviation)")
-        path = os.path.join(case_dir or "", reference["dir"], "diagnostics.nc")
+        path = os.path.join(resolve_path(reference["dir"], case_dir), "diagnostics.nc")
         values = read_diagnostic(path, quantity)
         mean, std = values.mean(), values.std()
         return mean - mon["reference_sigmas"] * std, mean + mon["reference_sigmas"] * std
