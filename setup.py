@@ -19,7 +19,8 @@ setup(
         "tqdm>=4.60",
         "tomli-w>=1.0",
         "torch>=2.1",  # CI pins the CPU build 2.13.0 (.ci/constraints.txt)
-        "matplotlib>=3.5",  # closed-loop plots of plugins/lcdm/evaluate
+        "matplotlib>=3.5",  # hybridsolver report; closed-loop plots of plugins/lcdm/evaluate
+        "dask[distributed]>=2024.1",  # hybridsolver run --dask: member chunks as tasks on a Dask cluster (issue #7)
     ],
     extras_require={
         # pyqg 0.7.2 builds only with Cython<3 and numpy<2: install with PIP_CONSTRAINT=.ci/constraints.txt

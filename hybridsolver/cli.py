@@ -29,6 +29,8 @@ def _parser():
                      help="device for every plugin's inference (default: each plugin's device key)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run directory from its checkpoint (same case and --set options)")
+    run.add_argument("--dask", metavar="ADDRESS", help="run the members as chunks on a Dask cluster: 'local' "
+                                                       "(a LocalCluster) or a scheduler address (distributed.address)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or final report")
     validate = sub.add_parser("validate", help="check a case file without running it")
     validate.add_argument("case")
@@ -61,6 +63,8 @@ def _load(args):
     overrides = parse_set_options(args.set)
     if getattr(args, "members", None) is not None:
         overrides["ensemble.members"] = args.members
+    if getattr(args, "dask", None):
+        overrides["distributed.address"] = args.dask
     case = load_case(args.case, overrides)
     for entry in case.data["plugins"]:
         entry["device"] = getattr(args, "device", None) or entry["device"]
@@ -114,13 +118,17 @@ def main(argv=None):
             return 0
         from .simulation import Simulation  # numba kernels load only for real work
 
-        sim = Simulation(_load(args))
-        if args.command == "validate":
-            sim.start_hooks()  # artifacts' dry runs
-            print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
-                  f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
-            return 0
-        summary = sim.run(out_dir=args.out, progress=not args.quiet, resume=args.resume)
+        case = _load(args)
+        if args.command == "run" and "address" in case.data["distributed"]:
+            summary = _distributed_run(case, args)
+        else:
+            sim = Simulation(case)
+            if args.command == "validate":
+                sim.start_hooks()  # artifacts' dry runs
+                print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
+                      f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
+                return 0
+            summary = sim.run(out_dir=args.out, progress=not args.quiet, resume=args.resume)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +137,15 @@ def main(argv=None):
               f"{summary['ms_per_step']:.3f} ms/step ({summary['ms_per_member_step']:.3f} ms/member-step)")
         _report_plugins(summary)
     return _exit_code(summary)
+
+
+def _distributed_run(case, args):
+    """``run`` with ``distributed.address`` set: the summary of the chunked run."""
+    if args.resume:
+        raise CaseError("--resume: not supported for runs on a Dask cluster (distributed.address)")
+    from .distributed import run_distributed  # dask loads only for distributed runs
+
+    return run_distributed(case, out_dir=args.out, progress=not args.quiet)
 
 
 def _exit_code(summary):

@@ -13,6 +13,7 @@ fields write.  ``case.toml`` and ``summary.json`` are replaced atomically (writt
 a temporary file, then renamed).
 """
 import json
+import math
 import os
 import time
 import tomllib
@@ -75,7 +76,7 @@ def rewrite_records(sources, dst, last_step=None):
     order (one file, or the parts of a run split by member).  ``dst`` gets the first
     source's dimensions, variables, attributes and chunking with the ``member`` axis
     concatenated, and only the records with ``step <= last_step`` (all without it).
-    Written record by record to ``dst.tmp`` and renamed, so ``dst`` may be a source and
+    Written in blocks of records to ``dst.tmp`` and renamed, so ``dst`` may be a source and
     is never left half-written."""
     tmp = f"{dst}.tmp"
     srcs = [netCDF4.Dataset(path) for path in sources]
@@ -87,23 +88,27 @@ def rewrite_records(sources, dst, last_step=None):
         for path, src in zip(sources[1:], srcs[1:]):
             if not np.array_equal(src["step"][:], steps):
                 raise CaseError(f"{path}: its records (steps) differ from those of {sources[0]}")
-        records = np.flatnonzero(steps <= last_step) if last_step is not None else np.arange(len(steps))
+        kept = int(np.sum(steps <= last_step)) if last_step is not None else len(steps)  # steps increase
         members = sum(len(src.dimensions["member"]) for src in srcs)
         with netCDF4.Dataset(tmp, "w") as out:
             out.setncatts(first.__dict__)
             for name, dim in first.dimensions.items():
                 out.createDimension(name, None if dim.isunlimited() else members if name == "member" else len(dim))
             for name, var in first.variables.items():
-                _copy_variable(out, name, [src[name] for src in srcs], records, members)
+                _copy_variable(out, name, [src[name] for src in srcs], kept, members)
     finally:
         for src in srcs:
             src.close()
     os.replace(tmp, dst)
 
 
-def _copy_variable(out, name, parts, records, members):
+COPY_BYTES = 1 << 26  # rewrite_records copies at most this many bytes of a variable at once
+
+
+def _copy_variable(out, name, parts, kept, members):
     """Create variable ``name`` in ``out`` like ``parts[0]`` and fill it: parts
-    concatenated along ``member`` (if it has that axis), the ``records`` of ``time``."""
+    concatenated along ``member`` (if it has that axis), the first ``kept`` records of
+    ``time``, copied in blocks of records of at most ``COPY_BYTES``."""
     var = parts[0]
     dims = var.dimensions
     chunks = var.chunking()
@@ -117,17 +122,20 @@ def _copy_variable(out, name, parts, records, members):
     if "member" not in dims:
         parts = parts[:1]
 
-    def whole(record):
-        index = tuple(record if d == "time" else slice(None) for d in dims)
+    def block(records):
+        index = tuple(records if d == "time" else slice(None) for d in dims)
         values = [p[index] for p in parts]
-        axis = [d for d in dims if d != "time"].index("member") if "member" in dims else None
-        return np.concatenate(values, axis=axis) if axis is not None else values[0]
+        return np.concatenate(values, axis=dims.index("member")) if "member" in dims else values[0]
 
     if "time" not in dims:
-        new[...] = whole(None)
+        new[...] = block(None)
         return
-    for i, record in enumerate(records):
-        new[tuple(i if d == "time" else slice(None) for d in dims)] = whole(record)
+    record_bytes = var.dtype.itemsize * math.prod(
+        members if d == "member" else size for d, size in zip(dims, var.shape) if d != "time")
+    per_block = max(1, COPY_BYTES // record_bytes)
+    for start in range(0, kept, per_block):
+        records = slice(start, min(start + per_block, kept))
+        new[tuple(records if d == "time" else slice(None) for d in dims)] = block(records)
 
 
 def read_run_case(run_dir):
