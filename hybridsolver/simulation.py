@@ -419,7 +419,7 @@ class Simulation:
             timed = self.step - timing[0]
             ms = 1e3 * (now - timing[1]) / timed if timed else None
             summary.update({
-                "status": ended or self._status(),
+                "status": ended or ("quarantined" if self.quarantined.any() else "ok"),
                 "member_status": dict(zip(map(str, self.members), self.member_status)),
                 "quarantined": [m for m, q in zip(self.members, self.quarantined) if q],
                 "final_step": self.step, "final_time": self.time, "wall_seconds": now - first_start,
@@ -430,9 +430,6 @@ class Simulation:
                 summary["signal"] = signal.Signals(self._signal).name
             writer.write_summary(summary)
         return summary
-
-    def _status(self):
-        return "quarantined" if self.quarantined.any() else "ok"
 
     def _check_resumable(self, run_dir, checkpoint):
         """CaseError unless ``run_dir`` has a checkpoint and was started by this same case."""
@@ -467,7 +464,13 @@ class Simulation:
                 bar.update(self.step - before)
                 rate = 1e3 * (time.perf_counter() - timing[1]) / (self.step - timing[0])
                 bar.set_postfix_str(f"{rate:.3f} ms/step", refresh=False)
-            failed = self.failed_members()
+            due = {"diagnostics": diag_every and self.step % diag_every == 0,
+                   "fields": (fields_every and self.step % fields_every == 0) or self.step == end,
+                   "checkpoint": self._signal is not None or self.step == end
+                   or (ck_every and self.step % ck_every == 0)}
+            # monitors at fixed steps (and before writing), so a resumed run checks where the first did
+            check = any(due.values()) or self.step % monitor["every"] == 0
+            failed = self.failed_members() if check else {}
             if failed and monitor["on_failure"] == "abort":
                 for row in range(len(self.members)):
                     self.member_status[row] = (f"{failed[row]} by step {self.step}" if row in failed
@@ -480,11 +483,11 @@ class Simulation:
                 if self.quarantined.all():
                     ended = "failed"
                     break
-            if diag_every and self.step % diag_every == 0:
+            if due["diagnostics"]:
                 writer.write_diagnostics(self.step, self.time, self.diagnostics())
-            if (fields_every and self.step % fields_every == 0) or self.step == end:
+            if due["fields"]:
                 writer.write_fields(self.step, self.time, self.fields())
-            if self._signal is not None or self.step == end or (ck_every and self.step % ck_every == 0):
+            if due["checkpoint"]:
                 writer.flush()
                 self.save_checkpoint(checkpoint)
             if self._signal is not None:

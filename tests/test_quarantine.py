@@ -106,7 +106,7 @@ def test_a_member_outside_the_reference_energy_band_is_quarantined(tmp_path, noi
     sim.state[1] *= 30.0  # 900 times the energy
     summary = sim.run(out_dir=str(tmp_path / "run"), progress=False)
     assert summary["quarantined"] == [1]
-    assert summary["member_status"]["1"].startswith("quarantined at step 1: energy ")
+    assert summary["member_status"]["1"].startswith("quarantined at step 4: energy ")
     keep, alone, _ = _without(noisy, tmp_path, rows=[1])
     assert np.array_equal(_read(tmp_path / "run")["vorticity"][keep], alone)
 
@@ -154,7 +154,7 @@ def test_monitor_keys_are_checked(noisy):
 
 def test_the_command_line_warns_about_quarantined_members_and_exits_0(tmp_path, noisy, capsys):
     energy = Simulation.from_case(noisy).diagnostics()["energy"]
-    high = float(np.sort(energy)[2])  # members above the median energy leave the band at once
+    high = float(np.sort(energy)[2])  # members above the median energy leave the band at once (by step 4)
     path = tmp_path / "case.toml"
     path.write_text(tomli_w.dumps(noisy))
     out = str(tmp_path / "run")
@@ -162,4 +162,4 @@ def test_the_command_line_warns_about_quarantined_members_and_exits_0(tmp_path, 
     err = capsys.readouterr().err
     failed = sorted(np.flatnonzero(energy > high).tolist())
     assert err.startswith("warning: members quarantined: {") and len(failed) == 2
-    assert all(f"'{m}': 'quarantined at step 1: energy " in err for m in failed)
+    assert all(f"'{m}': 'quarantined at step 4: energy " in err for m in failed)
