@@ -75,22 +75,12 @@ def test_a_checkpoint_of_another_ensemble_is_refused(tmp_path, case):
 # ---- run directories: checkpoint cadence, signals, --resume ---------------------------------
 
 KILLER = """
-import os, signal, sys
+import sys
+tests, case, out, step, signum, resume = sys.argv[1:]
+sys.path.insert(0, tests)
 from hybridsolver import Simulation
-from hybridsolver.hooks import Hook
+from signal_hook import SignalAt
 
-class SignalAt(Hook):
-    callsite = "observe"
-
-    def __init__(self, step, signum):
-        super().__init__(every=1)
-        self.at, self.signum = step, signum
-
-    def __call__(self, sim, state):
-        if sim.step == self.at:
-            os.kill(os.getpid(), self.signum)
-
-case, out, step, signum, resume = sys.argv[1:]
 sim = Simulation.from_case(case)
 sim.add_hook(SignalAt(int(step), int(signum)))
 sim.run(out_dir=out, progress=False, resume=resume == "resume")
@@ -100,7 +90,8 @@ sim.run(out_dir=out, progress=False, resume=resume == "resume")
 def _run_until_signal(case_path, out, step, signum, resume=False):
     """Run (or resume) ``case_path`` into ``out`` in a subprocess that sends itself
     ``signum`` when it reaches ``step``; returns the process's return code."""
-    args = [sys.executable, "-c", KILLER, case_path, out, str(step), str(int(signum)), "resume" if resume else "new"]
+    args = [sys.executable, "-c", KILLER, os.path.dirname(__file__), case_path, out, str(step), str(int(signum)),
+            "resume" if resume else "new"]
     return subprocess.run(args, capture_output=True, text=True, timeout=300).returncode
 
 

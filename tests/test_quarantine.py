@@ -14,6 +14,7 @@ from hybridsolver import CaseError, Simulation
 from hybridsolver.cli import main
 from hybridsolver.hooks import Hook
 from hybridsolver_plugins.classic.registry import backscatter
+from signal_hook import SignalAt
 
 
 class PoisonMember(Hook):
@@ -29,18 +30,6 @@ class PoisonMember(Hook):
         if sim.step == self.at:
             state[self.row] = np.nan
         return state
-
-
-class SignalAt(Hook):
-    """Sends this process ``signum`` when the run reaches ``step``."""
-
-    def __init__(self, step, signum):
-        super().__init__(every=1)
-        self.at, self.signum = step, signum
-
-    def __call__(self, sim, state):
-        if sim.step == self.at:
-            os.kill(os.getpid(), self.signum)
 
 
 @pytest.fixture
