@@ -219,6 +219,10 @@ class Case:
     def name(self):
         return os.path.splitext(os.path.basename(self.path))[0] if self.path else "case"
 
+    def run_dir(self, out_dir=None):
+        """The run directory: ``out_dir``, else ``output.dir``, else ``runs/<case name>``."""
+        return out_dir or self.data["output"].get("dir") or os.path.join("runs", self.name)
+
     @property
     def steps(self):
         """Number of steps: ``time.steps`` or ``ceil(t_end / dt)``."""

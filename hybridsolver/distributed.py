@@ -26,7 +26,6 @@ a remote cluster through a shared file system).
 import asyncio
 import contextlib
 import copy
-import json
 import os
 import shutil
 import time
@@ -38,7 +37,7 @@ from distributed.comm import connect
 from tqdm import tqdm
 
 from .case import Case, CaseError
-from .output import rewrite_records, write_atomic
+from .output import rewrite_records, save_npz_atomic, write_atomic, write_summary
 from .simulation import CHECKPOINT, Simulation
 
 NETCDF_FILES = ("fields.nc", "diagnostics.nc")
@@ -207,9 +206,7 @@ def merge_checkpoints(paths, dst):
             arrays[name] = first
         else:
             arrays[name] = np.concatenate(values, axis=max(first.ndim - state_dims, 0))
-    tmp = f"{dst}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, dst)
+    save_npz_atomic(dst, arrays)
 
 
 def merge_parts(part_dirs, run_dir, case_toml, complete):
@@ -301,7 +298,7 @@ def run_distributed(case, out_dir=None, progress=True):
     that raised raises :class:`ChunkError` (:class:`CaseError` for bad input), the parts
     kept."""
     settings = case.data["distributed"]
-    run_dir = out_dir or case.data["output"].get("dir") or os.path.join("runs", case.name)  # as Simulation.run
+    run_dir = case.run_dir(out_dir)
     parts_dir = os.path.join(os.path.abspath(run_dir), "parts")
     whole = copy.deepcopy(case.data)
     whole["distributed"].pop("address")
@@ -327,5 +324,5 @@ def run_distributed(case, out_dir=None, progress=True):
     summary["distributed"] = {"address": settings["address"], "workers": workers,
                               "startup_seconds": submitted - start, "merge_seconds": end - merging,
                               "parts_dir": None if complete else parts_dir}
-    write_atomic(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    write_summary(run_dir, summary)
     return summary

@@ -34,6 +34,19 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
+def save_npz_atomic(path, arrays):
+    """Write ``{name: array}`` to the .npz file ``path`` through a temporary file and an
+    atomic rename."""
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def write_summary(run_dir, summary):
+    """Write ``summary`` (a JSON-able dict) to ``run_dir/summary.json`` atomically."""
+    write_atomic(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
+
+
 def check_meta(out, meta):
     """Write ``out/meta.json`` (the arguments of a resumable job writing into folder
     ``out``), or check that the job that started the folder had the same ``meta``;
@@ -174,7 +187,6 @@ class RunWriter:
         self.flush_seconds = flush_seconds
         self.fields_path = os.path.join(run_dir, "fields.nc")
         self.diagnostics_path = os.path.join(run_dir, "diagnostics.nc")
-        self.summary_path = os.path.join(run_dir, "summary.json")
         self._pending = []
         self._last_flush = time.monotonic()
         if resume:
@@ -256,4 +268,4 @@ class RunWriter:
         self._last_flush = time.monotonic()
 
     def write_summary(self, summary):
-        write_atomic(self.summary_path, json.dumps(summary, indent=2) + "\n")
+        write_summary(self.dir, summary)

@@ -20,7 +20,7 @@ from .case import CaseError, first_difference, load_case, resolve_path
 from .equations import make_equation
 from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
-from .output import RunWriter, read_diagnostic, read_run_case
+from .output import RunWriter, read_diagnostic, read_run_case, save_npz_atomic
 from .plugin import plugin_hooks
 from .steppers import make_stepper
 
@@ -328,9 +328,7 @@ class Simulation:
         if bad:
             raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {self.step}")
         arrays |= {"quarantined": self.quarantined, "member_status": np.array(self.member_status)}
-        tmp = f"{path}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        save_npz_atomic(path, arrays)
 
     def load_checkpoint(self, path):
         """Continue from a checkpoint of :meth:`save_checkpoint` made by a simulation of the
@@ -385,7 +383,7 @@ class Simulation:
         quarantined) or ``interrupted``.
         """
         out = self.case.data["output"]
-        run_dir = out_dir or out.get("dir") or os.path.join("runs", self.case.name)
+        run_dir = self.case.run_dir(out_dir)
         checkpoint = os.path.join(run_dir, CHECKPOINT)
         if resume:
             self._check_resumable(run_dir, checkpoint)
