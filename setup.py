@@ -30,7 +30,7 @@ setup(
         "console_scripts": ["hybridsolver = hybridsolver.cli:main"],
         "hybridsolver.plugins": [f"{name} = hybridsolver_plugins.classic.registry:{name}"
                                  for name in ("smagorinsky", "leith", "backscatter")]
-        + [f"{name} = hybridsolver_plugins.lcdm.registry:{name}" for name in ("lcdm", "pcdm")]
+        + [f"{name} = hybridsolver_plugins.lcdm.registry:{name}" for name in ("lcdm", "lcdm_paper", "pcdm")]
         + [f"{name} = hybridsolver_plugins.qg_classic.registry:{name}"
            for name in ("qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_eddy", "qg_backscatter_jet")],
     },

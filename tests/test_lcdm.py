@@ -136,9 +136,9 @@ def reduced(artifact, **plugin):
     return case
 
 
-@pytest.fixture(params=["untrained", "lcdm", "pcdm"])
+@pytest.fixture(params=["untrained", "lcdm", "lcdm_paper", "pcdm"])
 def closure_artifact(request, untrained_artifact):
-    """An untrained L-CDM export, and the shipped L-CDM and P-CDM artifacts."""
+    """An untrained L-CDM export, and the shipped L-CDM (both configurations) and P-CDM artifacts."""
     return untrained_artifact if request.param == "untrained" else getattr(registry, request.param)
 
 
@@ -217,6 +217,14 @@ def test_offline_evaluation_is_reproducible_with_its_seed(tiny_dataset, tmp_path
 def test_train_without_data_exits_2(tmp_path, capsys):
     assert train.main(["--model", "joint", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")]) == 2
     assert "no dataset here" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_train_on_cuda_without_a_gpu_exits_2(tiny_dataset, tmp_path, capsys):
+    args = ["--model", "joint", "--data", tiny_dataset, "--out", str(tmp_path / "run"), "--device", "cuda"]
+    assert train.main(args) == 2
+    assert "--device cuda" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_offline_metrics_and_paired_difference():

@@ -3,7 +3,7 @@
     python -m plugins.lcdm.evaluate [--runs joint two-phase pcdm] [--data data/lcdm]
         [--artifacts plugins/lcdm/artifacts] [--members 16] [--samples 4]
         [--seed 0] [--out runs/lcdm/evaluate] [--skip-closed-loop]
-        [--strategies none advection lcdm lcdm-mean pcdm]
+        [--strategies none advection lcdm lcdm-mean pcdm] [--tau-max 0.1]
 
 Offline (:func:`offline`), on test pairs spread over the test trajectories: the
 reconstruction ``D_H(E_H(H))``, the generated latent (against ``E_H(H)``) and the
@@ -110,17 +110,19 @@ def offline(model, data, pairs=1000, seed=0, steps=10, tau_max=1.0):
     return out
 
 
-def reduced_case(members, initial, plugin=None, samples=1, seed=0, advection=False):
+def reduced_case(members, initial, plugin=None, samples=1, seed=0, advection=False, tau_max=None):
     """The raw case dict of a closed-loop run: ``cases/kolmogorov64_lcdm.toml`` with
     ``members``, the initial field file, and ``plugin`` (an artifact path, or None for
-    no correction) averaging ``samples`` samples per call.  ``advection = True`` (with
+    no correction) averaging ``samples`` samples per call, started at diffusion time
+    ``tau_max`` (None: the artifact's default, 0.1).  ``advection = True`` (with
     no plugin) is the 64^2 model with its own, resolved advection term."""
     with open(REDUCED_CASE, "rb") as f:
         case = tomllib.load(f)
     case["equation"]["advection"] = advection
     case["ensemble"] = {"members": members, "seed": seed}
     case["initial_condition"] = {"type": "file", "path": initial}
-    case["plugins"] = [] if plugin is None else [{"path": plugin, "sampler": {"samples": samples}}]
+    sampler = {"samples": samples} | ({} if tau_max is None else {"tau_max": tau_max})
+    case["plugins"] = [] if plugin is None else [{"path": plugin, "sampler": sampler}]
     return case
 
 
@@ -144,7 +146,9 @@ def closed_loop(case, truth_times, truth, progress=True):
         out["D_RE_members"].append(per_member)
         out["fields"].append(omega)
         if progress:
-            print(f"  t = {t:g}: D_RE {out['D_RE'][-1]:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+            error = np.std(per_member, ddof=1) / np.sqrt(len(per_member)) if len(per_member) > 1 else 0.0
+            print(f"  t = {t:g}: D_RE {out['D_RE'][-1]:.5f} +- {error:.5f} (standard error over members; "
+                  f"{time.perf_counter() - started:.0f} s)", flush=True)
     out["seconds"] = time.perf_counter() - started
     out["fields"] = np.array(out["fields"])
     return out
@@ -246,6 +250,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=4, help="samples per call of the ensemble-mean strategy")
     parser.add_argument("--pcdm-horizon", type=float, default=35.0,
                         help="run the P-CDM closed loop to this time (default 35: it costs ~10x the L-CDM's)")
+    parser.add_argument("--tau-max", type=float, default=None,
+                        help="closed-loop diffusion start time (default: the artifact's, 0.1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/lcdm/evaluate")
@@ -287,7 +293,7 @@ def main(argv=None):
         results = {}
         for name, (plugin, samples, advection, count) in strategies.items():
             print(f"closed loop: {name}", flush=True)
-            case = reduced_case(args.members, initial, plugin, samples, args.seed, advection)
+            case = reduced_case(args.members, initial, plugin, samples, args.seed, advection, args.tau_max)
             results[name] = closed_loop(case, times[:count], truth[:count])
         summary = {name: {k: v for k, v in res.items() if k != "fields"} for name, res in results.items()}
         if "lcdm per-sample" in results and "pcdm per-sample" in results:

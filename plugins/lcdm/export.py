@@ -47,7 +47,8 @@ def manifest(name, kind, latent, record, meta, metrics):
     args = record["args"]
     command = (f"python -m plugins.lcdm.train --model {args['model']} --config {args['config']} "
                f"--epochs {args['epochs']} --batch {args['batch']} --lr {args['lr']} --seed {args['seed']}"
-               + (f" --limit {args['limit']}" if args["limit"] else ""))
+               + (f" --limit {args['limit']}" if args["limit"] else "")
+               + (f" --device {record['device']}" if record.get("device", "cpu") != "cpu" else ""))
     return {
         "name": name, "version": "1.0", "kind": "closure", "callsite": "tendency",
         "description": DESCRIPTIONS[kind],

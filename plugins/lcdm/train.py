@@ -2,7 +2,7 @@
 
     python -m plugins.lcdm.train --model joint|two-phase|pcdm [--data data/lcdm]
         [--out runs/lcdm/<model>] [--config cpu|paper] [--epochs E] [--batch B]
-        [--lr 1e-3] [--seed 0] [--threads 1] [--limit N]
+        [--lr 1e-3] [--seed 0] [--threads 1] [--limit N] [--device cpu|cuda]
 
 - ``joint``: all of the L-CDM trained together on
   ``10 rec_H + 0.1 rec_w + 0.1 L_score + 0.01 KL`` for E epochs;
@@ -16,7 +16,9 @@ and the epoch.  ``--config cpu`` (the default) takes minibatches of 32 pairs for
 epochs: on this 2-core machine, with two trainings running, an epoch over 8,000 pairs
 costs about 6.5 minutes (about 50 ms per pair for joint and for P-CDM), and smaller
 minibatches give more optimizer steps for that cost; ``--config paper`` takes the
-paper's 200.  The run folder gets ``checkpoint.pt`` after every epoch (a
+paper's 200.  ``--device cuda`` trains on a GPU (the data sit on it whole); the
+shuffling stays on a CPU generator, the noise comes from a CUDA generator with the
+same seeds, so a GPU run is reproducible on the same GPU and software only.  The run folder gets ``checkpoint.pt`` after every epoch (a
 rerun of the same command continues from it), ``log.jsonl`` (one line per epoch:
 the loss terms and seconds) and, at the end, ``model.pt`` (weights, configuration,
 normalisation, data provenance), which :mod:`plugins.lcdm.export` and
@@ -42,7 +44,7 @@ WEIGHTS = {"rec_h": 10.0, "rec_w": 0.1, "score": 0.1, "kl": 0.01}
 CONFIGS = {
     "cpu": {"epochs": 6, "batch": 32, "lcdm": {"widths": [4, 16, 32], "score_width": 24, "modes": 4},
             "pcdm": {"score_width": 24, "modes": 8}},
-    "paper": {"epochs": 300, "batch": 200, "lcdm": {"widths": [16, 64, 128], "score_width": 64, "modes": 4},
+    "paper": {"epochs": 300, "batch": 200, "lcdm": {"widths": [8, 32, 64], "score_width": 48, "modes": 4},
               "pcdm": {"score_width": 40, "modes": 8}},
 }
 
@@ -94,17 +96,21 @@ def latents(model, omega, h, batch=500):
 
 
 def train(model_name, data, out, config="cpu", epochs=None, batch=None, lr=1e-3, seed=0, limit=None,
-          progress=True):
-    """Train (or continue training) into ``out``; returns the path of ``model.pt``."""
+          progress=True, device="cpu"):
+    """Train (or continue training) into ``out`` on ``device``; returns the path of ``model.pt``."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CaseError(f"--device cuda: torch {torch.__version__} sees no CUDA device")
     cfg = CONFIGS[config]
     epochs = epochs or cfg["epochs"]
     batch = batch or cfg["batch"]
     omega_np, h_np, trajectories = load_pairs(data, "train", limit)
     omega_scale, h_scale = float(omega_np.std()), float(h_np.std())
-    omega, h = torch.from_numpy(omega_np / omega_scale), torch.from_numpy(h_np / h_scale)
+    omega = torch.from_numpy(omega_np / omega_scale).to(device)
+    h = torch.from_numpy(h_np / h_scale).to(device)
     torch.manual_seed(seed)
     kind = "pcdm" if model_name == "pcdm" else "lcdm"
-    model = build(kind, cfg, omega_scale, h_scale)
+    model = build(kind, cfg, omega_scale, h_scale).to(device)
     plan = phases(model_name, epochs)
     os.makedirs(out, exist_ok=True)
     checkpoint_path = os.path.join(out, "checkpoint.pt")
@@ -142,10 +148,12 @@ def train(model_name, data, out, config="cpu", epochs=None, batch=None, lr=1e-3,
                 started = time.perf_counter()
                 generator = torch.Generator().manual_seed(seed + 1000 * index + epoch)
                 order = torch.randperm(len(x), generator=generator)
+                noise = generator if device.type == "cpu" else \
+                    torch.Generator(device).manual_seed(seed + 1000 * index + epoch)
                 sums, count = {}, 0
                 for lo in range(0, len(order), batch):
-                    rows = order[lo:lo + batch]
-                    loss, terms = phase_loss(model, phase, x[rows], y[rows], generator)
+                    rows = order[lo:lo + batch].to(device)
+                    loss, terms = phase_loss(model, phase, x[rows], y[rows], noise)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -165,9 +173,9 @@ def train(model_name, data, out, config="cpu", epochs=None, batch=None, lr=1e-3,
                 bar.update(1)
             state = {"phase": index + 1, "epoch": 0, "log": state["log"]}
     path = os.path.join(out, "model.pt")
-    torch.save({"kind": kind, "config": cfg, "state": model.state_dict(), "omega_scale": omega_scale,
+    torch.save({"kind": kind, "config": cfg, "state": {k: v.cpu() for k, v in model.state_dict().items()}, "omega_scale": omega_scale,
                 "h_scale": h_scale, "args": args, "trajectories": trajectories, "pairs": len(omega),
-                "log": state["log"], "torch": torch.__version__}, path)
+                "log": state["log"], "torch": torch.__version__, "device": str(device)}, path)
     return path
 
 
@@ -183,12 +191,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         path = train(args.model, args.data, args.out or os.path.join("runs", "lcdm", args.model), args.config,
-                     args.epochs, args.batch, args.lr, args.seed, args.limit, progress=not args.quiet)
+                     args.epochs, args.batch, args.lr, args.seed, args.limit, progress=not args.quiet,
+                     device=args.device)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
