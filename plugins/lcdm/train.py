@@ -18,11 +18,12 @@ costs about 6.5 minutes (about 50 ms per pair for joint and for P-CDM), and smal
 minibatches give more optimizer steps for that cost; ``--config paper`` takes the
 paper's 200.  ``--device cuda`` trains on a GPU (the data sit on it whole); the
 shuffling stays on a CPU generator, the noise comes from a CUDA generator with the
-same seeds, so a GPU run is reproducible on the same GPU and software only.  The run folder gets ``checkpoint.pt`` after every epoch (a
-rerun of the same command continues from it), ``log.jsonl`` (one line per epoch:
-the loss terms and seconds) and, at the end, ``model.pt`` (weights, configuration,
-normalisation, data provenance), which :mod:`plugins.lcdm.export` and
-:mod:`plugins.lcdm.evaluate` read.  ``--config paper`` is the wider network and
+same seeds, so a GPU run is reproducible on the same GPU and software only.  The run
+folder gets ``checkpoint.pt`` after every epoch (a rerun of the same command
+continues from it), ``log.jsonl`` (one line per epoch: the loss terms and seconds)
+and, at the end, ``model.pt`` (weights, configuration, normalisation, data
+provenance, device), which :mod:`plugins.lcdm.export` and :mod:`plugins.lcdm.evaluate`
+read.  ``--config paper`` is the wider network and
 longer schedule for a GPU (the paper's minibatch of 200).
 """
 import argparse
@@ -173,9 +174,10 @@ def train(model_name, data, out, config="cpu", epochs=None, batch=None, lr=1e-3,
                 bar.update(1)
             state = {"phase": index + 1, "epoch": 0, "log": state["log"]}
     path = os.path.join(out, "model.pt")
-    torch.save({"kind": kind, "config": cfg, "state": {k: v.cpu() for k, v in model.state_dict().items()}, "omega_scale": omega_scale,
-                "h_scale": h_scale, "args": args, "trajectories": trajectories, "pairs": len(omega),
-                "log": state["log"], "torch": torch.__version__, "device": str(device)}, path)
+    state_cpu = {k: v.cpu() for k, v in model.state_dict().items()}
+    torch.save({"kind": kind, "config": cfg, "state": state_cpu, "omega_scale": omega_scale, "h_scale": h_scale,
+                "args": args, "trajectories": trajectories, "pairs": len(omega), "log": state["log"],
+                "torch": torch.__version__, "device": str(device)}, path)
     return path
 
 
