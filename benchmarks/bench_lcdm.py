@@ -1,7 +1,8 @@
 """Cost of the shipped L-CDM and P-CDM closures, as ratios measured in one process.
 
     python benchmarks/bench_lcdm.py [--json results.json] [--repeats 5] [--steps 500]
-                                    [--members 16] [--threads 2]
+                                    [--members 16] [--threads 2] [--device cpu|cuda]
+                                    [--lcdm lcdm] [--pcdm pcdm]
 
 1. Sampler cost per sample at equal N = 10 steps: each artifact's module called on
    ``--members`` members at once (one sample each), median seconds per sample of
@@ -10,6 +11,10 @@
    5 steps) advanced ``--steps`` steps with each artifact, and without a closure (the
    host alone, H = 0): ms per step, the closure's share of the wall time, and the
    wall-time ratio P-CDM / L-CDM.  JIT warm-up and the artifacts' dry runs are left out.
+
+``--device cuda`` runs the closures on the GPU (the host stays on the CPU);
+``--lcdm`` / ``--pcdm`` name other artifacts (a registered name or a path), such as
+``lcdm_paper``.
 """
 import argparse
 import os
@@ -19,13 +24,17 @@ import torch
 
 from hybridsolver import Simulation
 from hybridsolver_plugins.lcdm.evaluate import cost_per_sample, reduced_case
-from hybridsolver_plugins.lcdm.registry import ARTIFACTS, lcdm, pcdm
+from hybridsolver.plugin import resolve
+from hybridsolver_plugins.lcdm.registry import ARTIFACTS
 from timing import write_json
 
 
-def closed_loop_seconds(plugin, members, steps):
-    """(wall seconds of ``steps`` steps, closure seconds) of the reduced case with ``plugin``."""
-    sim = Simulation.from_case(reduced_case(members, os.path.join(ARTIFACTS, "initial_t30.npy"), plugin))
+def closed_loop_seconds(plugin, members, steps, device):
+    """(wall seconds of ``steps`` steps, closure seconds) of the reduced case with ``plugin`` on ``device``."""
+    case = reduced_case(members, os.path.join(ARTIFACTS, "initial_t30.npy"), plugin)
+    for entry in case["plugins"]:
+        entry["device"] = device
+    sim = Simulation.from_case(case)
     sim.advance(5)  # JIT and the dry run
     before = sum(h.stats.seconds for h in sim.hooks)
     started = time.perf_counter()
@@ -40,17 +49,23 @@ def main():
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--members", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--lcdm", default="lcdm", help="L-CDM artifact: registered name or path")
+    parser.add_argument("--pcdm", default="pcdm", help="P-CDM artifact: registered name or path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    costs = cost_per_sample({"lcdm": lcdm, "pcdm": pcdm}, batch=args.members, repeats=args.repeats)
-    results = {"members": args.members, "threads": args.threads,
+    lcdm, pcdm = resolve(args.lcdm), resolve(args.pcdm)
+    costs = cost_per_sample({"lcdm": lcdm, "pcdm": pcdm}, batch=args.members, repeats=args.repeats,
+                            device=args.device)
+    results = {"members": args.members, "threads": args.threads, "device": args.device,
+               "artifacts": {"lcdm": lcdm, "pcdm": pcdm},
                "ms_per_sample": {k: 1e3 * v for k, v in costs.items()},
                "sample_cost_ratio_pcdm_over_lcdm": costs["pcdm"] / costs["lcdm"]}
     print(f"sampler, N = 10, {args.members} members per call: L-CDM {1e3 * costs['lcdm']:.2f} ms/sample, "
           f"P-CDM {1e3 * costs['pcdm']:.2f} ms/sample, ratio {results['sample_cost_ratio_pcdm_over_lcdm']:.1f}")
     loop = {}
     for name, plugin in (("none", None), ("lcdm", lcdm), ("pcdm", pcdm)):
-        wall, closure = closed_loop_seconds(plugin, args.members, args.steps)
+        wall, closure = closed_loop_seconds(plugin, args.members, args.steps, args.device)
         loop[name] = {"ms_per_step": 1e3 * wall / args.steps, "closure_share": closure / wall}
         print(f"closed loop, {name}: {loop[name]['ms_per_step']:.2f} ms/step, closure share "
               f"{loop[name]['closure_share']:.2f}")

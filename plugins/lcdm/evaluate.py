@@ -154,28 +154,33 @@ def closed_loop(case, truth_times, truth, progress=True):
     return out
 
 
-def cost_per_sample(artifacts, batch=64, steps=10, repeats=5):
+def cost_per_sample(artifacts, batch=64, steps=10, repeats=5, device="cpu"):
     """Seconds per sample of each artifact's sampler (N = ``steps``, one sample per
-    member, ``batch`` members per call), medians of interleaved repeats in one process."""
+    member, ``batch`` members per call) on ``device``, medians of interleaved repeats in
+    one process (on CUDA each call is timed to its end: the device is synchronised)."""
     from hybridsolver.plugin import load_module, read_artifact
 
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     modules, inputs = {}, {}
     generator = torch.Generator().manual_seed(0)
     for name, path in artifacts.items():
         n = read_artifact(path)["noise"][0]["shape"][-1]
-        modules[name] = load_module(path)
-        inputs[name] = (torch.randn(batch, 1, 64, 64, generator=generator),
-                        [torch.randn(batch, 1, 1, n, n, generator=generator),
-                         torch.randn(batch, 1, steps, 1, n, n, generator=generator)])
+        modules[name] = load_module(path).to(device)
+        inputs[name] = [t.to(device) for t in (torch.randn(batch, 1, 64, 64, generator=generator),
+                                               torch.randn(batch, 1, 1, n, n, generator=generator),
+                                               torch.randn(batch, 1, steps, 1, n, n, generator=generator))]
     options = {k: float(v) for k, v in SAMPLER.items()}  # the plugin's Dict[str, float]
     times = {name: [] for name in artifacts}
     with torch.inference_mode():
-        for name in artifacts:  # warm-up
-            modules[name](*inputs[name], options)
+        for name, (x, *noise) in inputs.items():  # warm-up
+            modules[name](x, noise, options)
         for _ in range(repeats):
-            for name in artifacts:
+            for name, (x, *noise) in inputs.items():
+                sync()
                 started = time.perf_counter()
-                modules[name](*inputs[name], options)
+                modules[name](x, noise, options)
+                sync()
                 times[name].append((time.perf_counter() - started) / batch)
     return {name: float(np.median(t)) for name, t in times.items()}
 
