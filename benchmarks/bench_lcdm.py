@@ -23,8 +23,8 @@ import time
 import torch
 
 from hybridsolver import Simulation
-from hybridsolver_plugins.lcdm.evaluate import cost_per_sample, reduced_case
 from hybridsolver.plugin import resolve
+from hybridsolver_plugins.lcdm.evaluate import cost_per_sample, reduced_case
 from hybridsolver_plugins.lcdm.registry import ARTIFACTS
 from timing import write_json
 
