@@ -23,8 +23,7 @@ folder gets ``checkpoint.pt`` after every epoch (a rerun of the same command
 continues from it), ``log.jsonl`` (one line per epoch: the loss terms and seconds)
 and, at the end, ``model.pt`` (weights, configuration, normalisation, data
 provenance, device), which :mod:`plugins.lcdm.export` and :mod:`plugins.lcdm.evaluate`
-read.  ``--config paper`` is the wider network and
-longer schedule for a GPU (the paper's minibatch of 200).
+read.  ``--config paper`` is the wider network and longer schedule for a GPU.
 """
 import argparse
 import json
@@ -147,10 +146,10 @@ def train(model_name, data, out, config="cpu", epochs=None, batch=None, lr=1e-3,
             model.train()
             for epoch in range(state["epoch"] if state["phase"] == index else 0, phase_epochs):
                 started = time.perf_counter()
-                generator = torch.Generator().manual_seed(seed + 1000 * index + epoch)
+                epoch_seed = seed + 1000 * index + epoch
+                generator = torch.Generator().manual_seed(epoch_seed)
                 order = torch.randperm(len(x), generator=generator)
-                noise = generator if device.type == "cpu" else \
-                    torch.Generator(device).manual_seed(seed + 1000 * index + epoch)
+                noise = generator if device.type == "cpu" else torch.Generator(device).manual_seed(epoch_seed)
                 sums, count = {}, 0
                 for lo in range(0, len(order), batch):
                     rows = order[lo:lo + batch].to(device)
