@@ -173,6 +173,9 @@ SECTIONS = {
     # hybridsolver report: the truth the ensemble is scored against (hybridsolver.report); only
     # in a case that gives it
     "reference": {"dir": Field("str", None), "path": Field("str", None), "member": Field("int", 0, minimum=0)},
+    # how the step loop runs its plugins (hybridsolver.plugin.resident): resident = true keeps an
+    # emulator's rollout (with its refiners) on the plugin's device between outputs
+    "runtime": {"resident": Field("bool", True)},
 }
 OPTIONAL_SECTIONS = ("reference",)
 
@@ -182,6 +185,7 @@ PLUGIN_KEYS = {
     "interval": Field("float", None, positive=True), "offset": Field("float", 0.0, minimum=0.0),
     "device": Field("str", "auto", choices=("auto", "cpu", "cuda")), "max_batch": Field("int", None, positive=True),
     "members": Field("str", None), "hold_noise": Field("float", 0.0, minimum=0.0),
+    "start": Field("float", 0.0, minimum=0.0), "stop": Field("float", None, positive=True),
 }
 
 
@@ -201,6 +205,9 @@ def _plugins(entries):
         if "interval" not in table and table["offset"] != int(table["offset"]):
             raise CaseError(f"{prefix}.offset: with a step schedule the offset counts steps (an integer), "
                             f"got {table['offset']!r}")
+        if "stop" in table and table["stop"] <= table["start"]:
+            raise CaseError(f"{prefix}.stop: the window needs start < stop, got start = {table['start']}, "
+                            f"stop = {table['stop']}")
         if not isinstance(sampler, dict):
             raise CaseError(f"{prefix}.sampler: expected a table, got {sampler!r}")
         table["sampler"] = {k: Field("float").check(f"{prefix}.sampler.{k}", v) for k, v in sampler.items()}

@@ -80,12 +80,17 @@ class Hook:
     ``hold_noise`` (tendency hooks) is the standard deviation, per grid point in
     physical space, of the white noise added to the held tendency at every step.
     ``name`` keys the hook's noise streams and figures; by default the class name
-    (numbered when taken).
+    (numbered when taken).  ``start`` and ``stop`` (model time; default 0 and the end of
+    the run) are the hook's window: it acts only at steps whose time t has
+    start <= t < stop (to 1e-9 steps), and its schedule counts from the window's first
+    step (``offset`` steps or time units after it).  A tendency hook's held tendency is
+    dropped when its window closes.
     """
 
     callsite = "observe"
 
-    def __init__(self, every=1, interval=None, offset=0, members=None, hold_noise=0.0, name=None):
+    def __init__(self, every=1, interval=None, offset=0, members=None, hold_noise=0.0, name=None, start=0.0,
+                 stop=None):
         if self.callsite not in CALLSITES:
             raise ValueError(f"{type(self).__name__}.callsite: {self.callsite!r} is not one of {CALLSITES}")
         if interval is not None:
@@ -95,9 +100,31 @@ class Hook:
             raise ValueError("a replace hook needs an 'every' schedule (it advances that many steps)")
         if hold_noise and self.callsite != "tendency":
             raise ValueError("hold_noise applies to tendency hooks only")
+        if not (start >= 0 and (stop is None or stop > start)):
+            raise ValueError(f"the window needs 0 <= start < stop, got start = {start}, stop = {stop}")
+        self.window = (float(start), None if stop is None else float(stop))
         self.members = members
         self.hold_noise = float(hold_noise)
         self.name = name  # None: the simulation names it after its class
+        self.label = None  # None: the simulation calls it "hook 'NAME'"
+
+    def bind_window(self, dt):
+        """Turn the window into steps of length ``dt`` (:attr:`window_steps`: first step,
+        and the first step after it, None for none) and start the schedule at its first
+        step.  Done once, by :meth:`hybridsolver.Simulation.add_hook`."""
+        start, stop = self.window
+        first = math.ceil(start / dt - 1e-9)
+        self.window_steps = (first, None if stop is None else math.ceil(stop / dt - 1e-9))
+        self.schedule.offset += first if self.schedule.every is not None else first * dt
+
+    def active(self, step):
+        """True if ``step`` lies in the hook's window."""
+        first, stop = self.window_steps
+        return step >= first and (stop is None or step < stop)
+
+    def due(self, step, dt):
+        """True if the hook acts at ``step``: in its window and due by its schedule."""
+        return self.active(step) and self.schedule.due(step, dt)
 
     def start(self, sim):
         """Called once before the first step."""
@@ -134,20 +161,23 @@ def member_rows(selector, members):
 
 
 class HookStats:
-    """Per-hook accounting: calls, seconds inside the hook, bytes moved host<->device."""
+    """Per-hook accounting: calls, seconds inside the hook, bytes moved host<->GPU and host
+    round trips (a module's output copied back into the host's numpy state)."""
 
     def __init__(self):
         self.calls = 0
         self.seconds = 0.0
         self.bytes_to_device = 0
         self.bytes_from_device = 0
+        self.round_trips = 0
 
     def report(self, wall_seconds):
         """A dict for ``summary.json``; ``share`` is the fraction of ``wall_seconds``."""
         return {"calls": self.calls, "total_ms": 1e3 * self.seconds,
                 "mean_ms": 1e3 * self.seconds / self.calls if self.calls else None,
                 "share": self.seconds / wall_seconds if wall_seconds else None,
-                "bytes_to_device": self.bytes_to_device, "bytes_from_device": self.bytes_from_device}
+                "bytes_to_device": self.bytes_to_device, "bytes_from_device": self.bytes_from_device,
+                "host_round_trips": self.round_trips}
 
 
 def timed_call(hook, *args):

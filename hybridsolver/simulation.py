@@ -22,6 +22,7 @@ from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only,
 from .initial_conditions import make_initial
 from .output import RunWriter, read_diagnostic, read_run_case, save_npz_atomic
 from .plugin import plugin_hooks
+from .plugin.resident import ResidentRollout
 from .steppers import make_stepper
 
 
@@ -125,11 +126,18 @@ class Simulation:
             hook.rows = member_rows(hook.members, self.members)
         except ValueError as exc:
             raise CaseError(f"hook '{hook.name}' members: {exc}") from None
-        if hook.callsite == "replace" and hook.rows != slice(0, len(self.members)):
-            raise CaseError(f"hook '{hook.name}': a replace hook must act on all members")
+        hook.label = hook.label or f"hook '{hook.name}'"
+        hook.bind_window(self.dt)
         hook.stats = HookStats()
         rows_shape = self.state[hook.rows].shape
+        if hook.callsite == "replace":
+            if self.case.data["time"]["scheme"] == "ab3":
+                raise CaseError(f"{hook.label}: a replace plugin needs a one-step time.scheme (not ab3, whose "
+                                "history would mix solved and emulated steps)")
+            hook.landing = fft.zeros(rows_shape, self.state.dtype)
+            hook.jump_start = fft.zeros(rows_shape, self.state.dtype)
         if hook.callsite == "tendency":
+            hook.holding = False
             hook.held = fft.zeros(rows_shape, self.state.dtype)
             if self._tendency is None:
                 self._tendency = fft.zeros(self.state.shape, self.state.dtype)
@@ -154,10 +162,14 @@ class Simulation:
         Done once, by the first :meth:`advance` or :meth:`run`."""
         if self._hooks_started:
             return
+        self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
+        _check_replace_overlap(self._callsites["replace"], self.members, self.dt)
         for hook in self.hooks:
             hook.start(self)
-        self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
         self._noisy = [h for h in self._callsites["tendency"] if h.hold_noise]
+        self._pending = {}  # replace hook -> step its jump lands at (its rows' state then in hook.landing)
+        self._covered = np.zeros(len(self.members), bool)
+        self._resident = ResidentRollout(self) if self.case.data["runtime"]["resident"] else None
         self._hooks_started = True
         if observe:
             self._observe()
@@ -168,22 +180,41 @@ class Simulation:
             hook.finish(self)
 
     def hook_report(self, wall_seconds=None):
-        """{hook name: calls, total and mean ms, share of ``wall_seconds``, bytes moved}."""
+        """{hook name: calls, total and mean ms, share of ``wall_seconds``, bytes moved,
+        host round trips}."""
         return {h.name: h.stats.report(wall_seconds) for h in self.hooks}
+
+    def transfer_report(self):
+        """The run's traffic between the host's state and its plugins: bytes to and from a
+        GPU and host round trips (summed over hooks), and the device-resident segments and
+        the steps they took (:mod:`hybridsolver.plugin.resident`)."""
+        stats = [h.stats for h in self.hooks]
+        resident = self._resident if self._hooks_started else None
+        return {"bytes_to_device": sum(s.bytes_to_device for s in stats),
+                "bytes_from_device": sum(s.bytes_from_device for s in stats),
+                "host_round_trips": sum(s.round_trips for s in stats),
+                "resident_segments": resident.segments if resident else 0,
+                "resident_steps": resident.steps if resident else 0}
 
     def _update_tendency(self):
         """Call the tendency hooks due now; set the summed held tendency (+ hold noise)."""
         hooks = self._at("tendency")
         changed = False
         for hook in hooks:
-            if hook.schedule.due(self.step, self.dt):
+            if not hook.active(self.step):
+                if hook.holding:  # its window closed
+                    hook.held[...] = 0.0
+                    hook.holding, changed = False, True
+            elif hook.schedule.due(self.step, self.dt):
                 value = timed_call(hook, self, read_only(self.state[hook.rows]))
                 hook.held[...] = check_returned(hook, value, hook.held.shape, self.step)
-                changed = True
+                hook.holding, changed = True, True
         if not (changed or self._noisy):
             return
         self._sum_held(hooks)
         for hook in self._noisy:
+            if not hook.active(self.step):
+                continue
             hook.white_noise.draw(self.seed, self.members[hook.rows], f"{hook.name}:hold_noise", self.step,
                                   hook.noise_hat)
             hook.noise_hat *= hook.hold_noise
@@ -197,7 +228,7 @@ class Simulation:
 
     def _observe(self):
         for hook in self._at("observe"):
-            if hook.schedule.due(self.step, self.dt):
+            if hook.due(self.step, self.dt):
                 timed_call(hook, self, read_only(self.state[hook.rows]))
 
     def set_source(self, source):
@@ -217,36 +248,58 @@ class Simulation:
         self._advance(self.step + int(steps), self.step + int(steps))
 
     def _advance(self, until, limit):
-        """Step until ``step >= until``; a replace hook may jump up to step ``limit``."""
+        """Step until ``step >= until``; a replace hook's jump may end after ``until`` but
+        not after ``limit`` (the next output, monitor check or checkpoint of :meth:`run`)."""
         self.start_hooks()
         if not self.hooks:
             while self.step < until and self._signal is None:
                 self._solver_step()
                 self._hold_quarantined()
             return
-        replace_hooks, post_step = self._at("replace"), self._at("post_step")
-        while self.step < until and self._signal is None:
-            if self._tendency is not None:
-                self._update_tendency()
-            replace = None
-            for hook in replace_hooks:
-                if hook.schedule.due(self.step, self.dt) and self.step + hook.schedule.every <= limit:
-                    replace = hook
-                    break
-            if post_step:
-                self._previous[...] = self.state
-            if replace is not None:
-                value = timed_call(replace, self, self.state)
-                self.state[...] = check_returned(replace, value, self.state.shape, self.step)
-                self.step += replace.schedule.every
+        while self.step < until and self._signal is None or self._pending:
+            rollout = self._resident.ready(limit) if self._resident and not self._pending else None
+            if rollout is not None:
+                self._resident.run(rollout, until, limit)
             else:
-                self._solver_step()
-            for hook in post_step:
-                if hook.schedule.due(self.step, self.dt):
-                    value = timed_call(hook, self, self.state[hook.rows], read_only(self._previous[hook.rows]))
-                    self.state[hook.rows] = check_returned(hook, value, self.state[hook.rows].shape, self.step)
+                self._host_iteration(limit)
             self._hold_quarantined()
             self._observe()
+
+    def _host_iteration(self, limit):
+        """One step (or one jump of replace hooks covering every member) with the hooks
+        acting on the host's state, in the order of :mod:`hybridsolver.hooks`.
+
+        A replace hook due at ``s`` whose jump ``s + every`` fits before ``limit`` returns
+        its rows' state at ``s + every``; the solver steps the state unless every row is
+        in a jump (covered rows are stepped too, and set back: they hold their jump's
+        start state until it lands).  Otherwise the solver takes those steps."""
+        if self._tendency is not None:
+            self._update_tendency()
+        for hook in self._at("replace"):
+            every = hook.schedule.every
+            if hook not in self._pending and hook.due(self.step, self.dt) and self.step + every <= limit:
+                value = timed_call(hook, self, self.state[hook.rows])
+                hook.landing[...] = check_returned(hook, value, hook.landing.shape, self.step)
+                hook.jump_start[...] = self.state[hook.rows]
+                self._pending[hook] = self.step + every
+        post_step = self._at("post_step")
+        if post_step:
+            self._previous[...] = self.state
+        self._covered[...] = False
+        for hook in self._pending:
+            self._covered[hook.rows] = True
+        if self._pending and self._covered.all():
+            self.step = min(self._pending.values())
+        else:
+            self._solver_step()
+        for hook, lands in list(self._pending.items()):
+            self.state[hook.rows] = hook.landing if lands == self.step else hook.jump_start
+            if lands == self.step:
+                del self._pending[hook]
+        for hook in post_step:
+            if hook.due(self.step, self.dt):
+                value = timed_call(hook, self, self.state[hook.rows], read_only(self._previous[hook.rows]))
+                self.state[hook.rows] = check_returned(hook, value, self.state[hook.rows].shape, self.step)
 
     # ---- monitors and quarantine ------------------------------------------------
 
@@ -307,6 +360,8 @@ class Simulation:
         for hook in self.hooks:
             if hook.callsite == "tendency":
                 hook.held[rows[hook.rows]] = 0.0
+            if hasattr(hook, "zero_rows"):
+                hook.zero_rows(rows[hook.rows])
         if self._tendency is not None:
             self._tendency[rows] = 0.0
         self._hold_quarantined()
@@ -317,13 +372,17 @@ class Simulation:
 
     def save_checkpoint(self, path):
         """Write what continuing this run needs to ``path`` (.npz) atomically: the state, the
-        step, the stepper's history, the held tendencies of tendency hooks and the members'
+        step, the stepper's history, the held tendencies of tendency hooks, the plugins' member
+        state (``plugin/NAME/state/ENTRY``, and ``plugin/NAME/first``) and the members'
         status and quarantine mask.  Random streams are keyed by the step
         (:mod:`hybridsolver.rng`), so the step restores their positions.  A checkpoint with a
         non-finite value is never written (ValueError)."""
         arrays = {"state": self.state, "step": np.array(self.step)}
         arrays |= {f"stepper/{k}": v for k, v in self.stepper.checkpoint().items()}
         arrays |= {f"held/{h.name}": h.held for h in self.hooks if h.callsite == "tendency"}
+        for hook in self.hooks:
+            if hasattr(hook, "checkpoint") and self._hooks_started:
+                arrays |= {f"plugin/{hook.name}/{k}": v for k, v in hook.checkpoint().items()}
         bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
         if bad:
             raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {self.step}")
@@ -332,7 +391,10 @@ class Simulation:
 
     def load_checkpoint(self, path):
         """Continue from a checkpoint of :meth:`save_checkpoint` made by a simulation of the
-        same case (state shape, scheme and hooks); raises CaseError naming ``path`` otherwise."""
+        same case (state shape, scheme and hooks); raises CaseError naming ``path`` otherwise.
+        Starts the hooks first (without calling observe hooks: the run that wrote the
+        checkpoint has)."""
+        self.start_hooks(observe=False)
         with np.load(path) as ck:
             if ck["state"].shape != self.state.shape:
                 raise CaseError(f"{path}: checkpoint state shape {ck['state'].shape}, this case's "
@@ -346,6 +408,11 @@ class Simulation:
             self.stepper.restore({k.split("/", 1)[1]: ck[k] for k in ck.files if k.startswith("stepper/")})
             for hook in tendency_hooks:
                 hook.held[...] = ck[f"held/{hook.name}"]
+                hook.holding = True
+            for hook in self.hooks:
+                if hasattr(hook, "restore"):
+                    prefix = f"plugin/{hook.name}/"
+                    hook.restore({k[len(prefix):]: ck[k] for k in ck.files if k.startswith(prefix)}, path)
             self.quarantined[...] = ck["quarantined"]
             self.member_status = [str(s) for s in ck["member_status"]]
         if self._tendency is not None:
@@ -422,7 +489,7 @@ class Simulation:
                 "quarantined": [m for m, q in zip(self.members, self.quarantined) if q],
                 "final_step": self.step, "final_time": self.time, "wall_seconds": now - first_start,
                 "ms_per_step": ms, "ms_per_member_step": ms / len(self.members) if timed else None,
-                "plugins": self.hook_report(now - first_start),
+                "plugins": self.hook_report(now - first_start), "transfers": self.transfer_report(),
             })
             if self._signal is not None:
                 summary["signal"] = signal.Signals(self._signal).name
@@ -457,7 +524,7 @@ class Simulation:
             stops = [end] + [(self.step // every + 1) * every
                              for every in (fields_every, diag_every, ck_every, monitor["every"]) if every]
             before = self.step
-            self._advance(before + 1 if bar is None else min(stops), end)
+            self._advance(before + 1 if bar is None else min(stops), min(stops))
             if bar is not None:
                 bar.update(self.step - before)
                 rate = 1e3 * (time.perf_counter() - timing[1]) / (self.step - timing[0])
@@ -497,6 +564,22 @@ class Simulation:
 
 
 CHECKPOINT = "checkpoint.npz"
+
+
+def _check_replace_overlap(hooks, members, dt):
+    """CaseError naming both hooks when two replace ``hooks`` cover one member at one step
+    (their member rows and their windows overlap)."""
+    for i, a in enumerate(hooks):
+        for b in hooks[i + 1:]:
+            lo, hi = max(a.rows.start, b.rows.start), min(a.rows.stop, b.rows.stop)
+            first = max(a.window_steps[0], b.window_steps[0])
+            stops = [s for s in (a.window_steps[1], b.window_steps[1]) if s is not None]
+            stop = min(stops) if stops else None
+            if lo < hi and (stop is None or first < stop):
+                until = f"t < {stop * dt:g}" if stop is not None else "the end"
+                raise CaseError(f"{a.label} and {b.label} both replace members {members[lo]}..{members[hi - 1]} "
+                                f"from t = {first * dt:g} to {until}: a member takes one replace plugin at a "
+                                "time (give them disjoint members or start/stop windows)")
 
 
 @contextlib.contextmanager

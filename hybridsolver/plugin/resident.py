@@ -1,0 +1,140 @@
+"""Device-resident rollouts: an emulator and its refiners stepping on the plugin's device.
+
+A *segment* starts at a step where the only plugins acting are one replace artifact
+(an emulator) covering every member and post_step artifacts (refiners) that read and
+return the emulator's output fields: same space, dtype and device, inputs those fields
+at the current or the previous step.  Between its ends the members' state stays the
+tensor the emulator returns, ``(M, C, *grid)`` in the emulator's layout; every jump is
+one batched call of the emulator (in ``max_batch`` chunks) and of each refiner due, and
+quarantined members are held at zero on the device.  The state comes back to the
+host's arrays once, when the segment ends: at ``until`` (the next output, monitor check
+or checkpoint of the run), before a jump that would pass ``limit``, where an observe
+hook is due, where a plugin's window opens or closes, or on a signal.
+
+Results equal the host path's (:meth:`hybridsolver.Simulation._host_iteration`) bit for
+bit for spectral emulators; for physical ones the host path's spectral round trip
+between calls (irfft of rfft) changes the last bits, so ``[runtime] resident = false``
+turns segments off where that matters.
+"""
+import time
+
+from .hook import ArtifactHook
+
+
+def _chain_channels(emulator, sim):
+    """{field: (first channel, stop)} of the emulator's output layout."""
+    channels, lo = {}, 0
+    for entry in emulator.manifest["outputs"]:
+        shape = sim.field_shape(entry["field"])
+        layers = shape[0] if len(shape) > len(sim.grid.shape) else 1
+        channels[entry["field"]] = (lo, lo + layers)
+        lo += layers
+    return channels
+
+
+def _is_emulator(hook, sim):
+    """A replace artifact covering every member whose inputs are its outputs, at the current step."""
+    if not isinstance(hook, ArtifactHook):
+        return False
+    m = hook.manifest
+    return (hook.rows == slice(0, len(sim.members))
+            and [(e["field"], e["space"], e.get("at", "current")) for e in m["inputs"]]
+            == [(e["field"], e["space"], "current") for e in m["outputs"]])
+
+
+def _refines(refiner, emulator):
+    """True if post_step artifact ``refiner`` reads and returns ``emulator``'s layout."""
+    if not isinstance(refiner, ArtifactHook):
+        return False
+    m, e = refiner.manifest, emulator.manifest
+    fields = [x["field"] for x in e["outputs"]]
+    space = e["outputs"][0]["space"]
+    return (m["dtype"] == e["dtype"] and [x["field"] for x in m["outputs"]] == fields
+            and m["outputs"][0]["space"] == space and m["inputs"][0]["space"] == space
+            and all(x["field"] in fields for x in m["inputs"]))
+
+
+class ResidentRollout:
+    """Finds and runs device-resident segments of a simulation's step loop.
+
+    ``segments`` and ``steps`` count the segments run and the steps they took.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.segments = 0
+        self.steps = 0
+        self._emulators = [h for h in sim._at("replace") if _is_emulator(h, sim)]
+        self._refiners = {id(r): [p for p in sim._at("post_step") if _refines(p, r)] for r in self._emulators}
+
+    def ready(self, limit):
+        """The emulator that can start a segment at the current step, or None."""
+        sim = self.sim
+        step = sim.step
+        if not self._emulators or any(h.active(step) for h in sim._at("tendency")):
+            return None
+        active = [h for h in sim._at("replace") if h.active(step)]
+        if len(active) != 1 or active[0] not in self._emulators:
+            return None
+        emulator = active[0]
+        if not (emulator.schedule.due(step, sim.dt) and step + emulator.schedule.every <= limit):
+            return None
+        refiners = self._refiners[id(emulator)]
+        if any(p.active(step) and p not in refiners for p in sim._at("post_step")):
+            return None
+        if any(p.device != emulator.device for p in refiners if p.active(step)):
+            return None
+        return emulator
+
+    def run(self, emulator, until, limit):
+        """Run one segment from the current step with ``emulator`` (:meth:`ready`) and write
+        the state back to the host at its end."""
+        import torch
+
+        sim = self.sim
+        every = emulator.schedule.every
+        channels = _chain_channels(emulator, sim)
+        active = [h.active(sim.step) for h in sim.hooks]
+        refiners = [p for p in self._refiners[id(emulator)] if p.active(sim.step)]
+        keep_previous = bool(refiners)
+        quarantined = torch.from_numpy(sim.quarantined).to(emulator.device) if sim.quarantined.any() else None
+        x = emulator.to_tensor(emulator._inputs(sim, sim.state, sim.state))
+        self.segments += 1
+        with torch.inference_mode():
+            while True:
+                previous = x if keep_previous else None
+                x = _timed(emulator, lambda: emulator.run(x, sim, sim.step))
+                sim.step += every
+                self.steps += every
+                for refiner in refiners:
+                    if refiner.schedule.due(sim.step, sim.dt):
+                        rows = refiner.rows
+                        inputs = _refiner_inputs(refiner, channels, x[rows], previous[rows])
+                        x[rows] = _timed(refiner, lambda: refiner.run(inputs, sim, sim.step))
+                if quarantined is not None:
+                    x[quarantined] = 0
+                step = sim.step
+                if (step >= until or step + every > limit or sim._signal is not None
+                        or not emulator.schedule.due(step, sim.dt)
+                        or any(h.active(step) != a for h, a in zip(sim.hooks, active))
+                        or any(h.due(step, sim.dt) for h in sim._at("observe"))):
+                    break
+        sim.state[...] = emulator.to_state(sim, emulator.from_tensor(x))
+
+
+def _refiner_inputs(refiner, channels, current, previous):
+    """A refiner's input tensor from the chain's current and previous states (rows of it)."""
+    import torch
+
+    sources = {"current": current, "previous": previous}
+    parts = [sources[e.get("at", "current")][:, slice(*channels[e["field"]])] for e in refiner.manifest["inputs"]]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _timed(hook, call):
+    """``call()``, its duration and one call added to ``hook.stats``."""
+    start = time.perf_counter()
+    out = call()
+    hook.stats.calls += 1
+    hook.stats.seconds += time.perf_counter() - start
+    return out
