@@ -32,6 +32,8 @@ setup(
                                  for name in ("smagorinsky", "leith", "backscatter")]
         + [f"{name} = hybridsolver_plugins.lcdm.registry:{name}" for name in ("lcdm", "lcdm_paper", "pcdm")]
         + [f"{name} = hybridsolver_plugins.qg_classic.registry:{name}"
-           for name in ("qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_eddy", "qg_backscatter_jet")],
+           for name in ("qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_eddy", "qg_backscatter_jet")]
+        + [f"{name} = hybridsolver_plugins.reference.registry:{name}"
+           for name in ("linear_decay", "stochastic_relaxation", "band_refiner")],
     },
 )

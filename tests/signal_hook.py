@@ -11,7 +11,7 @@ class SignalAt(Hook):
     callsite = "observe"
 
     def __init__(self, step, signum):
-        super().__init__(every=1)
+        super().__init__(every=step)  # due at `step` only, so device-resident rollouts run up to it
         self.at, self.signum = step, signum
 
     def __call__(self, sim, state):
