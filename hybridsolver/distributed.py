@@ -190,7 +190,7 @@ def merge_checkpoints(paths, dst):
     ``paths`` (member order; :meth:`hybridsolver.Simulation.save_checkpoint`), atomically:
     arrays whose trailing axes are one member's state (``state`` (M, ...), ``held/*``,
     ``stepper/history`` (3, M, ...)) are joined along the axis before those, plugin state
-    (``plugin/NAME/state/*``, (M, ...)) along its first, per-member vectors (``quarantined``, ``member_status`` (M,)) along theirs, and scalars (``step``,
+    (``plugin/NAME/state/*``, (M, ...)) and ``resident/chain`` along their first, per-member vectors (``quarantined``, ``member_status`` (M,)) along theirs, and scalars (``step``,
     ``stepper/history_length``) must agree (ValueError otherwise)."""
     checkpoints = []
     for path in paths:
@@ -204,8 +204,8 @@ def merge_checkpoints(paths, dst):
             if any(v != first for v in values):
                 raise ValueError(f"{dst}: the chunks' checkpoints differ in {name}: {[v.item() for v in values]}")
             arrays[name] = first
-        else:  # plugin state (plugin/NAME/state/*) is (members, *shape of the plugin's own)
-            axis = 0 if name.startswith("plugin/") else max(first.ndim - state_dims, 0)
+        else:  # plugin state (plugin/NAME/state/*) and resident/chain are (members, *shape of their own)
+            axis = 0 if name.startswith(("plugin/", "resident/")) else max(first.ndim - state_dims, 0)
             arrays[name] = np.concatenate(values, axis=axis)
     save_npz_atomic(dst, arrays)
 

@@ -373,17 +373,21 @@ class Simulation:
     def save_checkpoint(self, path):
         """Write what continuing this run needs to ``path`` (.npz) atomically: the state, the
         step, the stepper's history, the held tendencies of tendency hooks, the plugins' member
-        state (``plugin/NAME/state/ENTRY``, and ``plugin/NAME/first``) and the members'
-        status and quarantine mask.  Random streams are keyed by the step
+        state (``plugin/NAME/state/ENTRY``, and ``plugin/NAME/first``), the device-resident
+        rollout's tensor (``resident/chain``, :mod:`hybridsolver.plugin.resident`) and the
+        members' status and quarantine mask.  Random streams are keyed by the step
         (:mod:`hybridsolver.rng`), so the step restores their positions.  A checkpoint with a
         non-finite value is never written (ValueError)."""
         arrays = {"state": self.state, "step": np.array(self.step)}
         arrays |= {f"stepper/{k}": v for k, v in self.stepper.checkpoint().items()}
         arrays |= {f"held/{h.name}": h.held for h in self.hooks if h.callsite == "tendency"}
-        for hook in self.hooks:
-            if hasattr(hook, "checkpoint") and self._hooks_started:
-                arrays |= {f"plugin/{hook.name}/{k}": v for k, v in hook.checkpoint().items()}
-        bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
+        if self._hooks_started:
+            for hook in self.hooks:
+                if hasattr(hook, "checkpoint"):
+                    arrays |= {f"plugin/{hook.name}/{k}": v for k, v in hook.checkpoint().items()}
+            if self._resident is not None:
+                arrays |= self._resident.checkpoint()
+        bad = [name for name, value in arrays.items() if value.dtype.kind in "fc" and not np.isfinite(value).all()]
         if bad:
             raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {self.step}")
         arrays |= {"quarantined": self.quarantined, "member_status": np.array(self.member_status)}
@@ -413,6 +417,8 @@ class Simulation:
                 if hasattr(hook, "restore"):
                     prefix = f"plugin/{hook.name}/"
                     hook.restore({k[len(prefix):]: ck[k] for k in ck.files if k.startswith(prefix)}, path)
+            if self._resident is not None:
+                self._resident.restore({k: ck[k] for k in ck.files if k.startswith("resident/")})
             self.quarantined[...] = ck["quarantined"]
             self.member_status = [str(s) for s in ck["member_status"]]
         if self._tendency is not None:

@@ -34,6 +34,13 @@ def linear_case(plugins=(), **changes):
     return raw
 
 
+def _case_file(tmp_path, raw):
+    path = str(tmp_path / "case.toml")
+    with open(path, "w") as f:
+        f.write(tomli_w.dumps(raw))
+    return path
+
+
 def relative(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
@@ -110,16 +117,27 @@ def test_the_first_call_starts_the_memory_at_a_stationary_draw():
 
 KILLER = """
 import sys
-tests, case, out, step = sys.argv[1:]
+tests, case, out, step, signum = sys.argv[1:]
 sys.path.insert(0, tests)
 from hybridsolver import Simulation
 from signal_hook import SignalAt
-import signal
 
 sim = Simulation.from_case(case)
-sim.add_hook(SignalAt(int(step), signal.SIGKILL))
+sim.add_hook(SignalAt(int(step), int(signum)))
 sim.run(out_dir=out, progress=False)
 """
+
+
+def _run_until_signal(case, out, step, signum):
+    done = subprocess.run([sys.executable, "-c", KILLER, os.path.dirname(__file__), case, out, str(step),
+                           str(int(signum))], capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr
+
+
+def _assert_same_run_files(a, b):
+    for name in ("fields.nc", "diagnostics.nc"):
+        x, y = _netcdf(os.path.join(a, name)), _netcdf(os.path.join(b, name))
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), name
 
 
 def _netcdf(path):
@@ -131,26 +149,41 @@ def test_the_stateful_emulator_killed_at_a_random_step_resumes_bit_identically(t
     raw = stochastic_case(3)
     raw["time"]["steps"] = 60
     raw["output"] = {"fields_every": 10, "diagnostics_every": 4, "checkpoint_every": 8}  # jumps of 2 fit
-    case = str(tmp_path / "case.toml")
-    with open(case, "w") as f:
-        f.write(tomli_w.dumps(raw))
+    case = _case_file(tmp_path, raw)
     whole = str(tmp_path / "whole")
     Simulation.from_case(case).run(out_dir=whole, progress=False)
     kill = 2 * int(np.random.default_rng(18).integers(9, 30))  # a landing step of the jumps
     out = str(tmp_path / "killed")
-    done = subprocess.run([sys.executable, "-c", KILLER, os.path.dirname(__file__), case, out, str(kill)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    code, err = _run_until_signal(case, out, kill, signal.SIGKILL)
+    assert code == -signal.SIGKILL, err
     with np.load(os.path.join(out, "checkpoint.npz")) as ck:
         assert int(ck["step"]) == kill // 8 * 8
         assert ck["plugin/stochastic_relaxation/state/calls"][0, 0] == kill // 8 * 4  # one call per 2 steps
     assert main(["run", case, "--resume", "--out", out, "--quiet"]) == 0
-    for name in ("fields.nc", "diagnostics.nc"):
-        a, b = _netcdf(os.path.join(out, name)), _netcdf(os.path.join(whole, name))
-        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    _assert_same_run_files(out, whole)
     with np.load(os.path.join(out, "checkpoint.npz")) as a, np.load(os.path.join(whole, "checkpoint.npz")) as b:
         assert sorted(a.files) == sorted(b.files) and "plugin/stochastic_relaxation/state/memory" in a.files
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_a_physical_emulator_stopped_by_sigterm_between_outputs_resumes_bit_identically(tmp_path):
+    """SIGTERM at step 27 ends the device-resident segment there and checkpoints step 27; the
+    checkpoint carries the device tensor, so the resumed run does not see the host copy's
+    spectral round trip."""
+    raw = stochastic_case(2)
+    raw["plugins"][0]["every"] = 1
+    raw["time"]["steps"] = 50
+    raw["output"] = {"fields_every": 10, "diagnostics_every": 10}
+    case = _case_file(tmp_path, raw)
+    whole = str(tmp_path / "whole")
+    Simulation.from_case(case).run(out_dir=whole, progress=False)
+    out = str(tmp_path / "stopped")
+    code, err = _run_until_signal(case, out, 27, signal.SIGTERM)
+    assert code == 0, err
+    with np.load(os.path.join(out, "checkpoint.npz")) as ck:
+        assert int(ck["step"]) == 27 and ck["resident/chain"].shape == (2, 1, 64, 64)
+    assert main(["run", case, "--resume", "--out", out, "--quiet"]) == 0
+    _assert_same_run_files(out, whole)
 
 
 # ---- acceptance 3: member subsets, swaps, overlaps --------------------------------------------
@@ -203,13 +236,6 @@ def test_closure_a_then_closure_b_equals_the_two_runs_chained_through_a_checkpoi
     only_a = Simulation.from_case(kolmogorov([{"path": smagorinsky, "every": 5}]))
     only_a.advance(400)
     assert not np.array_equal(swapped.state, only_a.state)
-
-
-def _case_file(tmp_path, raw):
-    path = str(tmp_path / "case.toml")
-    with open(path, "w") as f:
-        f.write(tomli_w.dumps(raw))
-    return path
 
 
 def test_two_replace_plugins_on_one_member_at_once_exit_2_naming_both(tmp_path, capsys):
@@ -372,3 +398,45 @@ def test_inspect_shows_the_state(capsys):
     assert main(["plugins", "inspect", "stochastic_relaxation"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.endswith("state per member: memory [1, 64, 64] float64, calls [1] float64")
+
+
+@pytest.mark.parametrize("at", [10, 30])
+def test_a_checkpoint_before_or_inside_a_stateful_window_resumes_bit_identically(tmp_path, at):
+    """The emulator acts for 0.02 <= t < 0.05 (steps 20-49): a checkpoint at step 10 must
+    keep its first call ahead (zeros, first = 1), one at step 30 its memory and the
+    device-resident rollout's tensor (a physical emulator: the host's copy of the state
+    went through rfft, the tensor did not)."""
+    raw = stochastic_case(2)
+    raw["plugins"][0] |= {"start": 0.02, "stop": 0.05}
+    whole = Simulation.from_case(raw)
+    whole.advance(70)
+    first = Simulation.from_case(raw)
+    first.advance(at)
+    path = str(tmp_path / "checkpoint.npz")
+    first.save_checkpoint(path)
+    resumed = Simulation.from_case(raw)
+    resumed.load_checkpoint(path)
+    resumed.advance(70 - at)
+    assert np.array_equal(resumed.state, whole.state)
+    assert whole.hook_report()["stochastic_relaxation"]["calls"] == 15
+    assert np.all(whole.hooks[0].member_state[1].numpy() == 15.0)
+
+
+def test_dask_chunks_merge_the_plugin_state_along_members(tmp_path):
+    from hybridsolver.distributed import merge_checkpoints
+
+    whole = Simulation.from_case(stochastic_case(4))
+    whole.advance(6)
+    paths = []
+    for first in (0, 2):
+        part = Simulation.from_case(stochastic_case(2, first_member=first))
+        part.advance(6)
+        paths.append(str(tmp_path / f"part{first}.npz"))
+        part.save_checkpoint(paths[-1])
+    merged = str(tmp_path / "merged.npz")
+    merge_checkpoints(paths, merged)
+    reference = str(tmp_path / "whole.npz")
+    whole.save_checkpoint(reference)
+    with np.load(merged) as a, np.load(reference) as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)

@@ -8,16 +8,23 @@ tensor the emulator returns, ``(M, C, *grid)`` in the emulator's layout; every j
 one batched call of the emulator (in ``max_batch`` chunks) and of each refiner due, and
 quarantined members are held at zero on the device.  The state comes back to the
 host's arrays once, when the segment ends: at ``until`` (the next output, monitor check
-or checkpoint of the run), before a jump that would pass ``limit``, where an observe
-hook is due, where a plugin's window opens or closes, or on a signal.
+or checkpoint of a run, or the end of an ``advance``), before a jump that would pass
+``limit``, where an observe hook is due, where a plugin's window opens or closes, or on
+a signal.
 
-Results equal the host path's (:meth:`hybridsolver.Simulation._host_iteration`) bit for
-bit for spectral emulators; for physical ones the host path's spectral round trip
-between calls (irfft of rfft) changes the last bits, so ``[runtime] resident = false``
-turns segments off where that matters.
+The tensor stays the authoritative state after a segment: the next segment starts from
+it, not from the host's copy, when the host state is still what the segment wrote (same
+step, same values), and checkpoints carry it (``resident/chain``).  So where segments
+end changes nothing: a member's bits do not depend on the output cadence, on
+``advance`` calls being split, or on a kill and resume.  They equal the host path's
+(:meth:`hybridsolver.Simulation._host_iteration`, ``[runtime] resident = false``) for
+spectral emulators; for physical ones the host path's spectral round trip of the state
+(rfft, then irfft) at every call changes the last bits.
 """
+import numpy as np
 import time
 
+from .. import fft
 from .hook import ArtifactHook
 
 
@@ -66,6 +73,8 @@ class ResidentRollout:
         self.steps = 0
         self._emulators = [h for h in sim._at("replace") if _is_emulator(h, sim)]
         self._refiners = {id(r): [p for p in sim._at("post_step") if _refines(p, r)] for r in self._emulators}
+        self._chain = None  # (emulator, tensor, step): the device state the host's state was last copied from
+        self._written = fft.zeros(sim.state.shape, sim.state.dtype) if self._emulators else None
 
     def ready(self, limit):
         """The emulator that can start a segment at the current step, or None."""
@@ -98,7 +107,7 @@ class ResidentRollout:
         refiners = [p for p in self._refiners[id(emulator)] if p.active(sim.step)]
         keep_previous = bool(refiners)
         quarantined = torch.from_numpy(sim.quarantined).to(emulator.device) if sim.quarantined.any() else None
-        x = emulator.to_tensor(emulator._inputs(sim, sim.state, sim.state))
+        x = self._start(emulator)
         self.segments += 1
         with torch.inference_mode():
             while True:
@@ -120,6 +129,42 @@ class ResidentRollout:
                         or any(h.due(step, sim.dt) for h in sim._at("observe"))):
                     break
         sim.state[...] = emulator.to_state(sim, emulator.from_tensor(x))
+        self._written[...] = sim.state
+        self._chain = (emulator, x, sim.step)
+
+    def _start(self, emulator):
+        """The segment's first tensor: the last segment's, if the host state is still what
+        it wrote, else the emulator's inputs from the host state."""
+        sim = self.sim
+        if self._valid() and self._chain[0] is emulator:
+            return self._chain[1]
+        return emulator.to_tensor(emulator._inputs(sim, sim.state, sim.state))
+
+    def _valid(self):
+        chain = self._chain
+        return chain is not None and chain[2] == self.sim.step and np.array_equal(self.sim.state, self._written)
+
+    def checkpoint(self):
+        """{name: array} for a checkpoint: the last segment's tensor (``resident/chain``)
+        and its emulator's name, when the host state is still what it wrote; else {}."""
+        if not self._valid():
+            return {}
+        emulator, x, _ = self._chain
+        return {"resident/chain": x.detach().to("cpu").numpy(), "resident/emulator": np.array(emulator.name)}
+
+    def restore(self, arrays):
+        """Continue from :meth:`checkpoint`'s arrays (after the state was restored)."""
+        import torch
+
+        if "resident/chain" not in arrays:
+            self._chain = None
+            return
+        name = str(arrays["resident/emulator"])
+        emulator = next((e for e in self._emulators if e.name == name), None)
+        if emulator is None:
+            return
+        self._chain = (emulator, torch.from_numpy(arrays["resident/chain"]).to(emulator.device), self.sim.step)
+        self._written[...] = self.sim.state
 
 
 def _refiner_inputs(refiner, channels, current, previous):
