@@ -51,6 +51,8 @@ def _parser():
                                             "[reference] case table)")
     report.add_argument("--member", type=int, help="row of the reference's truth member (default: "
                                                    "reference.member, else 0)")
+    report.add_argument("--sigmas", type=float, default=5.0, help="exit band: the reference's mean ± N std of "
+                                                                  "its energy (default 5)")
     plugins = sub.add_parser("plugins", help="plugin artifacts")
     plugins_sub = plugins.add_subparsers(dest="plugins_command", required=True, parser_class=_Parser)
     inspect = plugins_sub.add_parser("inspect", help="print an artifact's manifest (after checking it)")
@@ -114,7 +116,7 @@ def main(argv=None):
         if args.command == "report":
             from .report import report  # matplotlib loads only for reports
 
-            print(report(args.run_dir, args.reference, args.member)[-1])
+            print(report(args.run_dir, args.reference, args.member, sigmas=args.sigmas)[-1])
             return 0
         from .simulation import Simulation  # numba kernels load only for real work
 

@@ -23,6 +23,7 @@ from .initial_conditions import make_initial
 from .output import RunWriter, read_diagnostic, read_run_case, save_npz_atomic
 from .plugin import plugin_hooks
 from .plugin.resident import ResidentRollout
+from .stability import reference_band
 from .steppers import make_stepper
 
 
@@ -328,9 +329,7 @@ class Simulation:
             raise CaseError("monitor.reference_sigmas: needs reference.dir (a run directory whose "
                             "diagnostics.nc gives the mean and standard deviation)")
         path = os.path.join(resolve_path(reference["dir"], case_dir), "diagnostics.nc")
-        values = read_diagnostic(path, quantity)
-        mean, std = values.mean(), values.std()
-        return mean - mon["reference_sigmas"] * std, mean + mon["reference_sigmas"] * std
+        return reference_band(read_diagnostic(path, quantity), mon["reference_sigmas"])
 
     def failed_members(self):
         """{row: reason} of the members not yet quarantined whose state is not finite or

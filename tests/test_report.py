@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 import xarray as xr
 
-from hybridsolver import Simulation, uq
+from hybridsolver import Simulation, stability, uq
 from hybridsolver.case import CaseError, load_case
 from hybridsolver.cli import main
 from hybridsolver.datasets import generate
@@ -89,6 +89,26 @@ def test_scores_equal_uq_by_hand(runs, tmp_path, monkeypatch):
                                                                rel=1e-12)
     np.testing.assert_allclose(scores["energy_autocorrelation"], uq.autocorrelation(energy, 4), rtol=1e-12)
     assert scores["lag"].values[-1] == pytest.approx(0.02)
+    # rollout scores: the band of the reference's energy (all members and records, mean ± 5 population std, as
+    # monitor.reference_sigmas) and C(tau), R(t) of the fields (hybridsolver.stability, tested in test_stability)
+    with netCDF4.Dataset(os.path.join(runs["reference"], "diagnostics.nc")) as b:
+        ref_energy = np.asarray(b["energy"][:])
+    low, high = ref_energy.mean() - 5 * ref_energy.std(), ref_energy.mean() + 5 * ref_energy.std()
+    assert scores["exit_step"].attrs["band_low"] == pytest.approx(low, rel=1e-12)
+    assert scores["exit_step"].attrs["band_high"] == pytest.approx(high, rel=1e-12)
+    expected = [next((int(s) for s, v in zip(scores["survival_step"].values, row) if not low <= v <= high), -1)
+                for row in energy]
+    np.testing.assert_array_equal(scores["exit_step"], expected)
+    np.testing.assert_array_equal(scores["survival_step"], np.arange(0, 41, 5))  # diagnostics every 5 steps
+    np.testing.assert_allclose(scores["correlation"], stability.spatiotemporal_correlation(ens, range(3)),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores["rate_of_change"], stability.rate_of_change(ens, 0.01), rtol=1e-9)
+    # the reference's records t = 0, 0.015, 0.03 and a last one at t_end = 0.04: C(tau) on the first 3, R(t) on all
+    assert scores["reference_correlation"].attrs["records"] == 3
+    np.testing.assert_allclose(scores["reference_correlation"],
+                               stability.spatiotemporal_correlation(ref[:, :3], range(2)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores["reference_rate_of_change"], stability.rate_of_change(ref, np.diff(t_ref)),
+                               rtol=1e-12)
 
 
 def test_common_times_tolerate_round_off():
