@@ -1,10 +1,11 @@
 """Device-resident emulator rollouts against the host path, measured in one process.
 
     python benchmarks/bench_rollout.py [--members 16] [--steps 1000] [--repeats 3]
-                                       [--device cpu|cuda] [--json results.json]
+                                       [--check-every 10] [--device cpu|cuda] [--json results.json]
 
 On the 64^2 box of cases/linear_decay64.toml, ``Simulation.run`` with fields every 100
-steps and the default monitor and diagnostics cadence (every 10 steps), three rollouts:
+steps and monitor checks and diagnostics every ``--check-every`` steps (default 10, the
+monitor's default), three rollouts:
 
 1. ``linear_decay`` (spectral, float64) replacing the solver every step plus the
    ``band_refiner`` post_step refiner every step (plugins/reference);
@@ -65,18 +66,19 @@ def export_cnn(path):
     return path
 
 
-def case(members, steps, plugins, resident, device):
+def case(members, steps, plugins, resident, device, check_every=10):
     raw = read_toml(CASE)
     raw["ensemble"]["members"] = members
     raw["time"]["steps"] = steps
     raw["plugins"] = [p | {"device": device} for p in plugins]
     raw["runtime"] = {"resident": resident}
-    raw["output"] = {"fields_every": 100}
+    raw["output"] = {"fields_every": 100, "diagnostics_every": check_every}
+    raw["monitor"] = {"every": check_every}
     return raw
 
 
-def solver_case(members, steps):
-    raw = case(members, steps, [], True, "cpu")
+def solver_case(members, steps, check_every):
+    raw = case(members, steps, [], True, "cpu", check_every)
     raw["equation"]["advection"] = True
     raw["time"]["scheme"] = "cn_rk4"
     return raw
@@ -87,15 +89,16 @@ def run(raw, out):
     return summary["ms_per_step"], summary["transfers"]
 
 
-def measure(rollouts, members, steps, repeats, device, tmp):
+def measure(rollouts, members, steps, repeats, device, check_every, tmp):
     """{rollout: {resident: {ms_per_step, transfers}}, "solver": ms/step}, minima over repeats."""
     best = {}
     for repeat in range(repeats):
-        ms, _ = run(solver_case(members, steps), os.path.join(tmp, "solver"))
+        ms, _ = run(solver_case(members, steps, check_every), os.path.join(tmp, "solver"))
         best["solver"] = min(best.get("solver", ms), ms)
         for name, plugins in rollouts.items():
             for resident in (True, False):
-                ms, transfers = run(case(members, steps, plugins, resident, device), os.path.join(tmp, name))
+                raw = case(members, steps, plugins, resident, device, check_every)
+                ms, transfers = run(raw, os.path.join(tmp, name))
                 entry = best.setdefault(name, {}).setdefault(resident, {"ms_per_step": ms, "transfers": transfers})
                 entry["ms_per_step"] = min(entry["ms_per_step"], ms)
     return best
@@ -106,6 +109,7 @@ def main():
     parser.add_argument("--members", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--check-every", type=int, default=10, help="monitor and diagnostics cadence (steps)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -115,12 +119,14 @@ def main():
             "stochastic_relaxation": [{"path": stochastic_relaxation}],
             "residual CNN (float32)": [{"path": export_cnn(os.path.join(tmp, "cnn.pt"))}],
         }
-        best = measure(rollouts, args.members, args.steps, args.repeats, args.device, tmp)
+        best = measure(rollouts, args.members, args.steps, args.repeats, args.device, args.check_every, tmp)
     solver = best.pop("solver")
-    print(f"64^2, M = {args.members}, {args.steps} steps, fields every 100, monitor and diagnostics every 10, "
+    print(f"64^2, M = {args.members}, {args.steps} steps, fields every 100, monitor and diagnostics every "
+          f"{args.check_every}, "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
     print(f"solver replaced (cn_rk4 with advection): {solver:.3f} ms/step")
-    results = {"members": args.members, "steps": args.steps, "device": args.device, "solver_ms_per_step": solver,
+    results = {"members": args.members, "steps": args.steps, "device": args.device, "check_every": args.check_every,
+               "solver_ms_per_step": solver,
                "rollouts": {}}
     for name, runs in best.items():
         on, off = runs[True], runs[False]
