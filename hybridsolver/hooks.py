@@ -180,10 +180,11 @@ class HookStats:
                 "host_round_trips": self.round_trips}
 
 
-def timed_call(hook, *args):
-    """Call ``hook(*args)``, adding the call and its duration to ``hook.stats``."""
+def timed_call(hook, *args, call=None):
+    """Call ``hook(*args)`` (or ``call(*args)``, one of the hook's methods), adding the call
+    and its duration to ``hook.stats``."""
     start = time.perf_counter()
-    out = hook(*args)
+    out = (call or hook)(*args)
     hook.stats.calls += 1
     hook.stats.seconds += time.perf_counter() - start
     return out

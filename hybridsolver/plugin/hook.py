@@ -122,7 +122,7 @@ class ArtifactHook(Hook):
     def _output_shape(self, sim, rows):
         grid = sim.grid
         last = grid.shape if self.manifest["outputs"][0]["space"] == "physical" else grid.spectral_shape
-        channels = sum(_layers(sim, e["field"]) for e in self.manifest["outputs"])
+        channels = sum(field_channels(sim, e["field"]) for e in self.manifest["outputs"])
         return (rows, channels) + tuple(last)
 
     # -- host arrays and device tensors
@@ -153,7 +153,7 @@ class ArtifactHook(Hook):
         module output ``out`` (numpy, the module's output layout)."""
         fields, channel = {}, 0
         for entry in self.manifest["outputs"]:
-            layers = _layers(sim, entry["field"])
+            layers = field_channels(sim, entry["field"])
             part = out[:, channel:channel + layers]
             fields[entry["field"]] = part if layers > 1 else part[:, 0]
             channel += layers
@@ -265,7 +265,7 @@ class ArtifactHook(Hook):
                 held[index] = 0
 
 
-def _layers(sim, field):
+def field_channels(sim, field):
     """Channels of ``field`` in a module's input or output: its layers, or 1."""
     shape = sim.field_shape(field)
     return shape[0] if len(shape) > len(sim.grid.shape) else 1

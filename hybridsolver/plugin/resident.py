@@ -22,18 +22,17 @@ spectral emulators; for physical ones the host path's spectral round trip of the
 (rfft, then irfft) at every call changes the last bits.
 """
 import numpy as np
-import time
 
 from .. import fft
-from .hook import ArtifactHook
+from ..hooks import timed_call
+from .hook import ArtifactHook, field_channels
 
 
 def _chain_channels(emulator, sim):
     """{field: (first channel, stop)} of the emulator's output layout."""
     channels, lo = {}, 0
     for entry in emulator.manifest["outputs"]:
-        shape = sim.field_shape(entry["field"])
-        layers = shape[0] if len(shape) > len(sim.grid.shape) else 1
+        layers = field_channels(sim, entry["field"])
         channels[entry["field"]] = (lo, lo + layers)
         lo += layers
     return channels
@@ -112,14 +111,14 @@ class ResidentRollout:
         with torch.inference_mode():
             while True:
                 previous = x if keep_previous else None
-                x = _timed(emulator, lambda: emulator.run(x, sim, sim.step))
+                x = timed_call(emulator, x, sim, sim.step, call=emulator.run)
                 sim.step += every
                 self.steps += every
                 for refiner in refiners:
                     if refiner.schedule.due(sim.step, sim.dt):
                         rows = refiner.rows
                         inputs = _refiner_inputs(refiner, channels, x[rows], previous[rows])
-                        x[rows] = _timed(refiner, lambda: refiner.run(inputs, sim, sim.step))
+                        x[rows] = timed_call(refiner, inputs, sim, sim.step, call=refiner.run)
                 if quarantined is not None:
                     x[quarantined] = 0
                 step = sim.step
@@ -174,12 +173,3 @@ def _refiner_inputs(refiner, channels, current, previous):
     sources = {"current": current, "previous": previous}
     parts = [sources[e.get("at", "current")][:, slice(*channels[e["field"]])] for e in refiner.manifest["inputs"]]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-
-
-def _timed(hook, call):
-    """``call()``, its duration and one call added to ``hook.stats``."""
-    start = time.perf_counter()
-    out = call()
-    hook.stats.calls += 1
-    hook.stats.seconds += time.perf_counter() - start
-    return out
