@@ -247,7 +247,8 @@ def _sum_plugins(summaries):
         out[name] = {"calls": calls, "total_ms": total_ms, "mean_ms": total_ms / calls if calls else None,
                      "share": total_ms / (1e3 * chunk_seconds) if chunk_seconds else None,
                      "bytes_to_device": sum(r["bytes_to_device"] for r in reports),
-                     "bytes_from_device": sum(r["bytes_from_device"] for r in reports)}
+                     "bytes_from_device": sum(r["bytes_from_device"] for r in reports),
+                     "host_round_trips": sum(r["host_round_trips"] for r in reports)}
     return out
 
 
@@ -265,7 +266,8 @@ def merge_summaries(summaries, chunks, case, run_dir, wall_seconds):
     chunk that stopped first, ``wall_seconds`` of the distributed run (tasks submitted to
     parts merged; the cluster's start-up left out), ``ms_per_step`` that wall time per step
     (``ms_per_member_step`` per member-step), ``plugins`` summed over chunks
-    (:func:`_sum_plugins`); other keys keep the chunks' common value, or the list of their
+    (:func:`_sum_plugins`), ``transfers`` summed over chunks (bytes, host round trips,
+    resident segments and the steps each chunk took in them); other keys keep the chunks' common value, or the list of their
     values where they differ.  ``chunks`` holds each chunk's members (first, last), worker,
     task seconds and :data:`CHUNK_KEYS`."""
     merged = {key: _common([s[key] for s in summaries]) for key in summaries[0] if key not in TASK_KEYS}
@@ -280,6 +282,7 @@ def merge_summaries(summaries, chunks, case, run_dir, wall_seconds):
         "final_step": stopped["final_step"], "final_time": stopped["final_time"], "wall_seconds": wall_seconds,
         "ms_per_step": ms, "ms_per_member_step": ms / len(members) if steps else None,
         "plugins": _sum_plugins(summaries),
+        "transfers": {key: sum(s["transfers"][key] for s in summaries) for key in summaries[0]["transfers"]},
         "chunks": [{"chunk": i, "members": [first, first + count - 1]} | {k: s[k] for k in TASK_KEYS + CHUNK_KEYS}
                    for i, ((first, count), s) in enumerate(zip(chunks, summaries))],
     })
