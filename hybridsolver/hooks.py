@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from .case import CaseError
+
 CALLSITES = ("tendency", "replace", "post_step", "observe")
 
 
@@ -204,3 +206,20 @@ def check_returned(hook, value, expected_shape, step):
         raise ValueError(f"hook {hook.name!r} ({hook.callsite}) returned {got} at step {step}, "
                          f"expected an array of shape {expected_shape}")
     return value
+
+
+def check_replace_overlap(hooks, members, dt):
+    """CaseError naming both hooks when two replace ``hooks`` cover one member at one step
+    (their member rows and their windows, steps of length ``dt``, overlap; rows and
+    :attr:`Hook.window_steps` as the simulation set them)."""
+    for i, a in enumerate(hooks):
+        for b in hooks[i + 1:]:
+            lo, hi = max(a.rows.start, b.rows.start), min(a.rows.stop, b.rows.stop)
+            first = max(a.window_steps[0], b.window_steps[0])
+            stops = [s for s in (a.window_steps[1], b.window_steps[1]) if s is not None]
+            stop = min(stops) if stops else None
+            if lo < hi and (stop is None or first < stop):
+                until = f"t < {stop * dt:g}" if stop is not None else "the end"
+                raise CaseError(f"{a.label} and {b.label} both replace members {members[lo]}..{members[hi - 1]} "
+                                f"from t = {first * dt:g} to {until}: a member takes one replace plugin at a "
+                                "time (give them disjoint members or start/stop windows)")

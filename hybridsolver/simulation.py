@@ -16,11 +16,12 @@ import numpy as np
 from tqdm import tqdm
 
 from . import fft, rng
+from .checkpoint import load_checkpoint, save_checkpoint
 from .case import CaseError, first_difference, load_case, resolve_path
 from .equations import make_equation
-from .hooks import CALLSITES, HookStats, check_returned, member_rows, read_only, timed_call
+from .hooks import CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only, timed_call
 from .initial_conditions import make_initial
-from .output import RunWriter, read_diagnostic, read_run_case, save_npz_atomic
+from .output import RunWriter, read_diagnostic, read_run_case
 from .plugin import plugin_hooks
 from .plugin.resident import ResidentRollout
 from .stability import reference_band
@@ -164,7 +165,7 @@ class Simulation:
         if self._hooks_started:
             return
         self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
-        _check_replace_overlap(self._callsites["replace"], self.members, self.dt)
+        check_replace_overlap(self._callsites["replace"], self.members, self.dt)
         for hook in self.hooks:
             hook.start(self)
         self._noisy = [h for h in self._callsites["tendency"] if h.hold_noise]
@@ -370,58 +371,15 @@ class Simulation:
             self.state[self.quarantined] = 0.0
 
     def save_checkpoint(self, path):
-        """Write what continuing this run needs to ``path`` (.npz) atomically: the state, the
-        step, the stepper's history, the held tendencies of tendency hooks, the plugins' member
-        state (``plugin/NAME/state/ENTRY``, and ``plugin/NAME/first``), the device-resident
-        rollout's tensor (``resident/chain``, :mod:`hybridsolver.plugin.resident`) and the
-        members' status and quarantine mask.  Random streams are keyed by the step
-        (:mod:`hybridsolver.rng`), so the step restores their positions.  A checkpoint with a
-        non-finite value is never written (ValueError)."""
-        arrays = {"state": self.state, "step": np.array(self.step)}
-        arrays |= {f"stepper/{k}": v for k, v in self.stepper.checkpoint().items()}
-        arrays |= {f"held/{h.name}": h.held for h in self.hooks if h.callsite == "tendency"}
-        if self._hooks_started:
-            for hook in self.hooks:
-                if hasattr(hook, "checkpoint"):
-                    arrays |= {f"plugin/{hook.name}/{k}": v for k, v in hook.checkpoint().items()}
-            if self._resident is not None:
-                arrays |= self._resident.checkpoint()
-        bad = [name for name, value in arrays.items() if value.dtype.kind in "fc" and not np.isfinite(value).all()]
-        if bad:
-            raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {self.step}")
-        arrays |= {"quarantined": self.quarantined, "member_status": np.array(self.member_status)}
-        save_npz_atomic(path, arrays)
+        """Write what continuing this run needs to ``path`` (.npz) atomically
+        (:func:`hybridsolver.checkpoint.save_checkpoint`); ValueError if a value is not finite."""
+        save_checkpoint(self, path)
 
     def load_checkpoint(self, path):
         """Continue from a checkpoint of :meth:`save_checkpoint` made by a simulation of the
-        same case (state shape, scheme and hooks); raises CaseError naming ``path`` otherwise.
-        Starts the hooks first (without calling observe hooks: the run that wrote the
-        checkpoint has)."""
-        self.start_hooks(observe=False)
-        with np.load(path) as ck:
-            if ck["state"].shape != self.state.shape:
-                raise CaseError(f"{path}: checkpoint state shape {ck['state'].shape}, this case's "
-                                f"{self.state.shape}")
-            tendency_hooks = [h for h in self.hooks if h.callsite == "tendency"]
-            missing = [h.name for h in tendency_hooks if f"held/{h.name}" not in ck.files]
-            if missing:
-                raise CaseError(f"{path}: no held tendency of hook '{missing[0]}' in the checkpoint")
-            self.state[...] = ck["state"]
-            self.step = int(ck["step"])
-            self.stepper.restore({k.split("/", 1)[1]: ck[k] for k in ck.files if k.startswith("stepper/")})
-            for hook in tendency_hooks:
-                hook.held[...] = ck[f"held/{hook.name}"]
-                hook.holding = True
-            for hook in self.hooks:
-                if hasattr(hook, "restore"):
-                    prefix = f"plugin/{hook.name}/"
-                    hook.restore({k[len(prefix):]: ck[k] for k in ck.files if k.startswith(prefix)}, path)
-            if self._resident is not None:
-                self._resident.restore({k: ck[k] for k in ck.files if k.startswith("resident/")})
-            self.quarantined[...] = ck["quarantined"]
-            self.member_status = [str(s) for s in ck["member_status"]]
-        if self._tendency is not None:
-            self._sum_held(tendency_hooks)
+        same case (:func:`hybridsolver.checkpoint.load_checkpoint`); CaseError naming ``path``
+        otherwise."""
+        load_checkpoint(self, path)
 
     def fields(self):
         """Physical fields, ``{name: (M, *field_shape(name)) numpy array}``."""
@@ -569,22 +527,6 @@ class Simulation:
 
 
 CHECKPOINT = "checkpoint.npz"
-
-
-def _check_replace_overlap(hooks, members, dt):
-    """CaseError naming both hooks when two replace ``hooks`` cover one member at one step
-    (their member rows and their windows overlap)."""
-    for i, a in enumerate(hooks):
-        for b in hooks[i + 1:]:
-            lo, hi = max(a.rows.start, b.rows.start), min(a.rows.stop, b.rows.stop)
-            first = max(a.window_steps[0], b.window_steps[0])
-            stops = [s for s in (a.window_steps[1], b.window_steps[1]) if s is not None]
-            stop = min(stops) if stops else None
-            if lo < hi and (stop is None or first < stop):
-                until = f"t < {stop * dt:g}" if stop is not None else "the end"
-                raise CaseError(f"{a.label} and {b.label} both replace members {members[lo]}..{members[hi - 1]} "
-                                f"from t = {first * dt:g} to {until}: a member takes one replace plugin at a "
-                                "time (give them disjoint members or start/stop windows)")
 
 
 @contextlib.contextmanager
