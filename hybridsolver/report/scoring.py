@@ -142,7 +142,7 @@ def band_scores(diagnostics, reference, name="energy", sigmas=5.0):
             return None, f"{whose} diagnostics.nc ({diag.path}) has no step variable"
     try:
         low, high = stability.reference_band(read_diagnostic(ref.path, name), sigmas)
-    except CaseError as exc:
+    except (CaseError, ValueError) as exc:  # an unreadable file; fewer than 2 finite values
         return None, str(exc)
     exits = _member_exits(diagnostics, name, low, high)
     reference_exits = _member_exits(ref, name, low, high)
