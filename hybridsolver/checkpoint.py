@@ -21,7 +21,14 @@ from .output import save_npz_atomic
 
 def save_checkpoint(sim, path):
     """Write ``sim``'s checkpoint to ``path`` (.npz) atomically; ValueError naming the array
-    when one is not finite (nothing is written then)."""
+    when one is not finite (nothing is written then), :class:`hybridsolver.output.WriteError`
+    when the disk refuses."""
+    save_npz_atomic(path, checkpoint_arrays(sim, path))
+
+
+def checkpoint_arrays(sim, path="checkpoint"):
+    """{name: array} of ``sim``'s checkpoint (module docstring); ValueError naming the array
+    (and ``path``) when one is not finite."""
     arrays = {"state": sim.state, "step": np.array(sim.step)}
     arrays |= {f"stepper/{k}": v for k, v in sim.stepper.checkpoint().items()}
     arrays |= {f"held/{h.name}": h.held for h in sim.hooks if h.callsite == "tendency"}
@@ -34,8 +41,7 @@ def save_checkpoint(sim, path):
     bad = [name for name, value in arrays.items() if value.dtype.kind in "fc" and not np.isfinite(value).all()]
     if bad:
         raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {sim.step}")
-    arrays |= {"quarantined": sim.quarantined, "member_status": np.array(sim.member_status)}
-    save_npz_atomic(path, arrays)
+    return arrays | {"quarantined": sim.quarantined, "member_status": np.array(sim.member_status)}
 
 
 def load_checkpoint(sim, path):

@@ -3,13 +3,19 @@
 Bad input exits with code 2 and one line on stderr naming the key or file; a run
 (or a dataset) whose members stop being finite exits with code 1 (a run whose failed
 members were quarantined while the others finished exits with 0 and a warning); a run
-stopped by SIGTERM or SIGINT exits with 128 + the signal number after its checkpoint.
+stopped by SIGTERM or SIGINT exits with 128 + the signal number after its checkpoint; a
+run whose run directory could not be written (no space, quota, I/O error) exits with
+:data:`WRITE_FAILED` (74, sysexits' EX_IOERR) and one line naming the file, the last
+complete checkpoint and the command that resumes.
 """
 import argparse
+import shlex
 import signal
 import sys
 
 from .case import CaseError, load_case, parse_set_options
+
+WRITE_FAILED = 74
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +33,8 @@ def _parser():
     run.add_argument("--members", type=int, help="ensemble size (ensemble.members)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"),
                      help="device for every plugin's inference (default: each plugin's device key)")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the disk has less free space than the run's estimated outputs")
     run.add_argument("--resume", action="store_true",
                      help="continue the run directory from its checkpoint (same case and --set options)")
     run.add_argument("--dask", metavar="ADDRESS", help="run the members as chunks on a Dask cluster: 'local' "
@@ -118,6 +126,7 @@ def main(argv=None):
 
             print(report(args.run_dir, args.reference, args.member, sigmas=args.sigmas)[-1])
             return 0
+        from .output import WriteError
         from .simulation import Simulation  # numba kernels load only for real work
 
         case = _load(args)
@@ -130,7 +139,11 @@ def main(argv=None):
                 print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
                       f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
                 return 0
-            summary = sim.run(out_dir=args.out, progress=not args.quiet, resume=args.resume)
+            try:
+                summary = sim.run(out_dir=args.out, progress=not args.quiet, resume=args.resume, force=args.force)
+            except WriteError as exc:
+                print(_write_failure(exc, argv if argv is not None else sys.argv[1:]), file=sys.stderr)
+                return WRITE_FAILED
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -139,6 +152,27 @@ def main(argv=None):
               f"{summary['ms_per_step']:.3f} ms/step ({summary['ms_per_member_step']:.3f} ms/member-step)")
         _report_plugins(summary)
     return _exit_code(summary)
+
+
+def _write_failure(exc, argv):
+    """The one line of a failed write: the file and the error, the disk's free space, the
+    last complete checkpoint and the command that resumes the run."""
+    import shutil
+
+    from .rundir import checkpoint_step
+
+    step = checkpoint_step(exc.run_dir)
+    try:
+        free = f", {shutil.disk_usage(exc.run_dir).free / 1e6:.2f} MB free"
+    except OSError:
+        free = ""
+    if step is None:
+        return f"error: {exc}{free}; no complete checkpoint: free space, then start the run again"
+    resume = [a for a in argv if a not in ("--resume", "--force")]
+    if "--out" not in resume:
+        resume += ["--out", exc.run_dir]
+    return (f"error: {exc}{free}; the last complete checkpoint is step {step}: free space, then resume with "
+            f"hybridsolver {shlex.join(resume)} --resume")
 
 
 def _distributed_run(case, args):

@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from .case import Case, CaseError
 from .output import rewrite_records, save_npz_atomic, write_atomic, write_summary
-from .simulation import CHECKPOINT, Simulation
+from .rundir import CHECKPOINT
+from .simulation import Simulation
 
 NETCDF_FILES = ("fields.nc", "diagnostics.nc")
 TASK_KEYS = ("worker", "task_seconds")  # added by run_chunk

@@ -12,6 +12,7 @@ diagnostics are buffered in memory and flushed every ``flush_seconds`` and at ev
 fields write.  ``case.toml`` and ``summary.json`` are replaced atomically (written to
 a temporary file, then renamed).
 """
+import contextlib
 import json
 import math
 import os
@@ -24,22 +25,54 @@ import numpy as np
 from .case import CaseError
 
 
+class WriteError(Exception):
+    """Writing file ``path`` failed (no space, quota, I/O error, permission): ``error`` is
+    the OSError.  Temporary files of the write are removed before it is raised."""
+
+    def __init__(self, path, error):
+        self.path, self.error = path, error
+        super().__init__(f"{path}: {error.strerror or error}")
+
+
+def _remove(path):
+    """Remove ``path`` if it exists (a failed write's temporary file)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def writing(path, tmp=None):
+    """Turn a failure to write ``path`` (an OSError, or netCDF's RuntimeError of a full
+    disk) into :class:`WriteError`, removing the temporary file ``tmp`` first."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if tmp:
+            _remove(tmp)
+        raise WriteError(path, exc) from None
+
+
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename;
+    :class:`WriteError` (temporary file removed) when the disk refuses."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def save_npz_atomic(path, arrays):
     """Write ``{name: array}`` to the .npz file ``path`` through a temporary file and an
-    atomic rename."""
+    atomic rename; :class:`WriteError` (temporary file removed) when the disk refuses."""
     tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
 
 
 def write_summary(run_dir, summary):
@@ -101,7 +134,7 @@ def rewrite_records(sources, dst, last_step=None):
         for path, src in zip(sources[1:], srcs[1:]):
             if not np.array_equal(src["step"][:], steps):
                 raise CaseError(f"{path}: its records (steps) differ from those of {sources[0]}")
-        kept = int(np.sum(steps <= last_step)) if last_step is not None else len(steps)  # steps increase
+        kept = complete_records(steps, last_step)
         members = sum(len(src.dimensions["member"]) for src in srcs)
         with netCDF4.Dataset(tmp, "w") as out:
             out.setncatts(first.__dict__)
@@ -113,6 +146,16 @@ def rewrite_records(sources, dst, last_step=None):
         for src in srcs:
             src.close()
     os.replace(tmp, dst)
+
+
+def complete_records(steps, last_step=None):
+    """The number of leading records of a run-directory file whose ``steps`` (raw values,
+    increasing; an unset step, a record a kill interrupted, holds the fill value) are
+    set, and at most ``last_step`` when given."""
+    ok = steps >= 0  # netCDF's int64 fill value is negative
+    if last_step is not None:
+        ok &= steps <= last_step
+    return int(np.argmin(ok)) if not ok.all() else len(steps)
 
 
 COPY_BYTES = 1 << 26  # rewrite_records copies at most this many bytes of a variable at once
@@ -190,14 +233,36 @@ class RunWriter:
         self._pending = []
         self._last_flush = time.monotonic()
         if resume:
-            for path in (self.fields_path, self.diagnostics_path):
-                if not os.path.isfile(path):
-                    raise CaseError(f"{path}: missing, cannot resume this run directory")
-                rewrite_records([path], path, last_step=sim.step)
+            out = sim.case.data["output"]
+            self._truncate(self.fields_path, out["fields_every"])
+            if out["diagnostics_every"]:
+                self._truncate(self.diagnostics_path, out["diagnostics_every"])
             return
         write_atomic(os.path.join(run_dir, "case.toml"), sim.case.to_toml())
-        self._create_fields()
-        self._create_diagnostics()
+        with writing(self.fields_path):
+            self._create_fields()
+        with writing(self.diagnostics_path):
+            self._create_diagnostics()
+
+    def _truncate(self, path, every):
+        """Keep the complete records of ``path`` up to the resumed step (:func:`rewrite_records`);
+        CaseError naming the file when it is missing, unreadable, or lacks a record written
+        before the checkpoint (every ``every`` steps from 0)."""
+        step = self.sim.step
+        try:
+            with netCDF4.Dataset(path) as ds:
+                ds.set_auto_mask(False)
+                steps = ds["step"][:]
+        except (OSError, RuntimeError, IndexError) as exc:
+            raise CaseError(f"{path}: missing or damaged ({exc}); cannot resume this run directory") from None
+        kept = steps[:complete_records(steps, step)]
+        last = kept[-1] if kept.size else None
+        if last is None or (every and last < step // every * every):
+            raise CaseError(f"{path}: its complete records end at step {last}, the checkpoint is at step {step} "
+                            f"(records every {every} steps): records before the checkpoint are missing; cannot "
+                            "resume this run directory")
+        with writing(path, f"{path}.tmp"):
+            rewrite_records([path], path, last_step=step)
 
     def _coordinates(self, ds):
         sim = self.sim
@@ -234,14 +299,17 @@ class RunWriter:
                 ds.createVariable(name, "f8", ("member", "time", "k"), chunksizes=(M, 16, len(k)))
 
     def _append(self, path, records):
-        """Append records ``[(step, time, {name: (M, ...) array})]`` along ``time``."""
-        with netCDF4.Dataset(path, "a") as ds:
+        """Append records ``[(step, time, {name: (M, ...) array})]`` along ``time``; the
+        ``step`` last, so that a record whose step is unset was not completed (a kill
+        during the append; :func:`complete_records`).  :class:`WriteError` when the disk
+        refuses."""
+        with writing(path), netCDF4.Dataset(path, "a") as ds:
             start = len(ds.dimensions["time"])
             stop = start + len(records)
-            ds.variables["step"][start:stop] = [r[0] for r in records]
-            ds.variables["time"][start:stop] = [r[1] for r in records]
             for name in records[0][2]:
                 ds.variables[name][:, start:stop] = np.stack([r[2][name] for r in records], axis=1)
+            ds.variables["time"][start:stop] = [r[1] for r in records]
+            ds.variables["step"][start:stop] = [r[0] for r in records]
 
     def _masked(self, values):
         """``values`` ({name: (M, ...)}) with the quarantined members' rows set to NaN, and

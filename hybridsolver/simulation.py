@@ -15,15 +15,17 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import fft, rng
-from .checkpoint import load_checkpoint, save_checkpoint
-from .case import CaseError, first_difference, load_case, resolve_path
+from . import fft, rng, rundir
+from .checkpoint import checkpoint_arrays, load_checkpoint, save_checkpoint
+from .case import CaseError, load_case, resolve_path
 from .equations import make_equation
-from .hooks import CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only, timed_call
+from .hooks import (CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only,
+                    timed_call)
 from .initial_conditions import make_initial
-from .output import RunWriter, read_diagnostic, read_run_case
+from .output import RunWriter, WriteError, read_diagnostic
 from .plugin import plugin_hooks
 from .plugin.resident import ResidentRollout
+from .rundir import CHECKPOINT
 from .stability import reference_band
 from .steppers import make_stepper
 
@@ -393,7 +395,7 @@ class Simulation:
         """Boolean (M,): members whose state is all finite."""
         return np.isfinite(self.state).all(axis=tuple(range(1, self.state.ndim)))
 
-    def run(self, out_dir=None, progress=True, resume=False):
+    def run(self, out_dir=None, progress=True, resume=False, force=False):
         """Run to the case's end, writing the run directory; returns the summary dict.
 
         Fields are written at step 0, every ``output.fields_every`` steps and at the end;
@@ -410,18 +412,38 @@ class Simulation:
         ``monitor.on_failure = "quarantine"`` they are quarantined (:meth:`quarantine`)
         and the others go on; with ``"abort"`` the run stops.  Summary ``status``: ``ok``,
         ``quarantined`` (some members), ``failed`` (aborted, or every member
-        quarantined) or ``interrupted``.
+        quarantined), ``interrupted`` or ``write failed``.
+
+        The directory is locked while the run writes it (:class:`hybridsolver.rundir.RunLock`);
+        before step 0 it must be writable and, unless ``force``, its disk must have room
+        for the estimated outputs (CaseError otherwise).  A write that fails (no space, I/O
+        error) raises :class:`hybridsolver.output.WriteError` with ``run_dir`` set; the
+        last complete checkpoint stays, and ``resume`` continues from it.
         """
-        out = self.case.data["output"]
         run_dir = self.case.run_dir(out_dir)
+        rundir.check_writable(run_dir)
+        with rundir.RunLock(run_dir):
+            try:
+                return self._run(run_dir, progress, resume, force)
+            except WriteError as exc:
+                exc.run_dir = run_dir
+                raise
+
+    def _run(self, run_dir, progress, resume, force):
+        """:meth:`run` in the locked, writable ``run_dir``."""
+        out = self.case.data["output"]
         checkpoint = os.path.join(run_dir, CHECKPOINT)
         if resume:
-            self._check_resumable(run_dir, checkpoint)
+            rundir.check_resumable(run_dir, self.case.data)
             self.start_hooks(observe=False)  # artifacts' dry runs fail here, before anything is written
             self.load_checkpoint(checkpoint)
-            writer = RunWriter(run_dir, self, resume=True)
         else:
             self.start_hooks()
+        rundir.check_space(run_dir, rundir.estimate_bytes(self, run_dir, sum(
+            a.nbytes for a in checkpoint_arrays(self).values()), resume), force)
+        if resume:
+            writer = RunWriter(run_dir, self, resume=True)
+        else:
             writer = RunWriter(run_dir, self)
             writer.write_fields(self.step, self.time, self.fields())
             if out["diagnostics_every"]:
@@ -432,17 +454,26 @@ class Simulation:
                    "fft_threads": self.equation.transforms.threads if self.equation.transforms else None,
                    "resumed_from_step": self.step if resume else None}
         ended = None
+        failing = None  # the exception a failing loop raises (the outputs then are written on a best-effort basis)
         first_start = time.perf_counter()
         timing = [self.step, first_start]  # first timed step and its start (after JIT compilation)
         try:
             with _stop_on_signals(self):
                 ended = self._loop(writer, checkpoint, progress, timing)
-        except BaseException:
-            ended = "interrupted"
+        except WriteError as exc:
+            ended, failing = "write failed", exc
+            raise
+        except BaseException as exc:
+            ended, failing = "interrupted", exc
             raise
         finally:
             self.finish_hooks()
-            writer.flush()
+            errors = []
+            try:
+                writer.flush()
+            except WriteError as exc:
+                errors.append(exc)
+                ended = "write failed"
             now = time.perf_counter()
             timed = self.step - timing[0]
             ms = 1e3 * (now - timing[1]) / timed if timed else None
@@ -456,18 +487,13 @@ class Simulation:
             })
             if self._signal is not None:
                 summary["signal"] = signal.Signals(self._signal).name
-            writer.write_summary(summary)
+            try:
+                writer.write_summary(summary)
+            except WriteError as exc:
+                errors.append(exc)
+            if errors and failing is None:
+                raise errors[0]
         return summary
-
-    def _check_resumable(self, run_dir, checkpoint):
-        """CaseError unless ``run_dir`` has a checkpoint and was started by this same case."""
-        if not os.path.isfile(checkpoint):
-            raise CaseError(f"{checkpoint}: no checkpoint to resume from (output.checkpoint_every sets a "
-                            "cadence; runs also write one at the end and when interrupted)")
-        difference = first_difference(read_run_case(run_dir), self.case.data)
-        if difference:
-            raise CaseError(f"{os.path.join(run_dir, 'case.toml')}: the run was started with {difference}; "
-                            "resume it with the same case")
 
     def _loop(self, writer, checkpoint, progress, timing):
         """The step loop of :meth:`run`, from the current step to the end: advances between
@@ -526,7 +552,6 @@ class Simulation:
         return ended
 
 
-CHECKPOINT = "checkpoint.npz"
 
 
 @contextlib.contextmanager
