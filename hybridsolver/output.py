@@ -31,7 +31,7 @@ class WriteError(Exception):
 
     def __init__(self, path, error):
         self.path, self.error = path, error
-        super().__init__(f"{path}: {error.strerror or error}")
+        super().__init__(f"{path}: {getattr(error, 'strerror', None) or error}")
 
 
 def _remove(path):
@@ -253,6 +253,8 @@ class RunWriter:
             with netCDF4.Dataset(path) as ds:
                 ds.set_auto_mask(False)
                 steps = ds["step"][:]
+                for var in ds.variables.values():  # every value readable (a damaged file fails here)
+                    var[...]
         except (OSError, RuntimeError, IndexError) as exc:
             raise CaseError(f"{path}: missing or damaged ({exc}); cannot resume this run directory") from None
         kept = steps[:complete_records(steps, step)]
