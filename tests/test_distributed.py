@@ -3,6 +3,7 @@ in-process run's run directory, member for member bit-identical (issue #7, accep
 import json
 import math
 import os
+from typing import Dict, List
 
 import dask
 import netCDF4
@@ -11,8 +12,10 @@ import numpy as np
 import psutil
 import pytest
 import tomli_w
+import torch
 
 from hybridsolver import load_case
+from hybridsolver.case import CaseError
 from hybridsolver.cli import main
 from hybridsolver.distributed import ChunkError, local_cluster, member_chunks, run_distributed
 from hybridsolver.plugin import export
@@ -162,11 +165,31 @@ def test_a_chunk_that_raises_is_named_and_its_parts_kept(tmp_path, case, schedul
     assert os.listdir(tmp_path / "run" / "parts") == ["chunk_000"]
 
 
-def test_a_chunk_that_crashes_raises_chunk_error(tmp_path, case, scheduler):
+def test_a_chunk_whose_folder_cannot_be_made_raises_case_error_naming_it(tmp_path, case, scheduler):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "parts").write_text("")  # a file where the chunks make their folders
     case["ensemble"]["members"] = 4
-    with pytest.raises(ChunkError, match=r"chunk 0 \(members 0\.\.1\) failed \(and 1 more\): .*parts"):
+    with pytest.raises(CaseError, match=r"chunk 0 \(members 0\.\.1\) failed \(and 1 more\): .*parts/chunk_000: "
+                                        r"cannot create or write the run directory"):
+        run_distributed(load_case(case, {"distributed.address": scheduler}), out_dir=str(tmp_path / "run"),
+                        progress=False)
+
+
+class FailsAfterStart(torch.nn.Module):
+    """A closure whose calls after the dry run raise (a plugin that crashes mid-run)."""
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        if options["time"] > 0.0:
+            raise RuntimeError("the plugin crashed")
+        return torch.zeros_like(x)
+
+
+def test_a_chunk_that_crashes_raises_chunk_error(tmp_path, case, scheduler):
+    path = str(tmp_path / "crash.pt")
+    export(FailsAfterStart(), manifest("smagorinsky", (32, 32), (2 * math.pi, 2 * math.pi)) | {"name": "crash"}, path)
+    case["ensemble"]["members"] = 4
+    case["plugins"] = [{"path": path, "every": 1}]
+    with pytest.raises(ChunkError, match=r"(?s)chunk 0 \(members 0\.\.1\) failed \(and 1 more\): .*the plugin crashed"):
         run_distributed(load_case(case, {"distributed.address": scheduler}), out_dir=str(tmp_path / "run"),
                         progress=False)
 
