@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 
-import netCDF4
 import numpy as np
 import pytest
 import tomli_w
@@ -17,6 +16,7 @@ import tomli_w
 from hybridsolver import CaseError, Simulation, load_case
 from hybridsolver.cli import main
 from hybridsolver_plugins.classic.registry import backscatter
+from run_files import assert_same_run_files, read_netcdf
 
 
 @pytest.fixture
@@ -95,19 +95,6 @@ def _run_until_signal(case_path, out, step, signum, resume=False):
     return subprocess.run(args, capture_output=True, text=True, timeout=300).returncode
 
 
-def _netcdf(path):
-    with netCDF4.Dataset(path) as ds:
-        return {name: np.asarray(var[...]) for name, var in ds.variables.items()}
-
-
-def _assert_same_files(a, b):
-    for name in ("fields.nc", "diagnostics.nc"):
-        x, y = _netcdf(os.path.join(a, name)), _netcdf(os.path.join(b, name))
-        assert x.keys() == y.keys()
-        for var in x:
-            assert np.array_equal(x[var], y[var]), (name, var)
-
-
 @pytest.fixture
 def restart_case(tmp_path, stochastic):
     """The stochastic case as a file: 60 steps, fields every 10, diagnostics every 5, a
@@ -128,14 +115,14 @@ def test_a_run_killed_twice_at_random_steps_resumes_bit_identically(tmp_path, re
     # what was written before the kill is readable: records up to the kill, the checkpoint before it
     with np.load(os.path.join(out, "checkpoint.npz")) as ck:
         assert int(ck["step"]) == first // 8 * 8
-    assert _netcdf(os.path.join(out, "fields.nc"))["step"].max() <= first
-    assert _netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() <= first
+    assert read_netcdf(os.path.join(out, "fields.nc"))["step"].max() <= first
+    assert read_netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() <= first
     assert load_case(os.path.join(out, "case.toml")).data == load_case(restart_case).data
     assert _run_until_signal(restart_case, out, second, signal.SIGKILL, resume=True) == -signal.SIGKILL
     with np.load(os.path.join(out, "checkpoint.npz")) as ck:
         assert int(ck["step"]) == second // 8 * 8
     assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 0
-    _assert_same_files(out, whole)
+    assert_same_run_files(out, whole)
     summary = json.loads(open(os.path.join(out, "summary.json")).read())
     assert summary["status"] == "ok" and summary["resumed_from_step"] == second // 8 * 8
 
@@ -150,9 +137,9 @@ def test_sigterm_checkpoints_the_current_step_and_the_run_resumes(tmp_path, rest
     assert summary["final_step"] == 27
     with np.load(os.path.join(out, "checkpoint.npz")) as ck:
         assert int(ck["step"]) == 27
-    assert _netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() == 25  # flushed before the checkpoint
+    assert read_netcdf(os.path.join(out, "diagnostics.nc"))["step"].max() == 25  # flushed before the checkpoint
     assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 0
-    _assert_same_files(out, whole)
+    assert_same_run_files(out, whole)
 
 
 def test_resume_refuses_another_case_and_a_directory_without_checkpoint(tmp_path, restart_case, capsys):

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 
-import netCDF4
 import numpy as np
 import pytest
 import tomli_w
@@ -18,6 +17,7 @@ from hybridsolver.case import read_toml
 from hybridsolver.cli import main
 from hybridsolver_plugins.classic.registry import backscatter, smagorinsky
 from hybridsolver_plugins.reference.registry import band_refiner, linear_decay, stochastic_relaxation
+from run_files import assert_same_run_files, read_netcdf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINEAR_CASE = os.path.join(ROOT, "cases", "linear_decay64.toml")
@@ -134,15 +134,9 @@ def _run_until_signal(case, out, step, signum):
     return done.returncode, done.stderr
 
 
-def _assert_same_run_files(a, b):
-    for name in ("fields.nc", "diagnostics.nc"):
-        x, y = _netcdf(os.path.join(a, name)), _netcdf(os.path.join(b, name))
-        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), name
 
 
-def _netcdf(path):
-    with netCDF4.Dataset(path) as ds:
-        return {name: np.asarray(var[...]) for name, var in ds.variables.items()}
+
 
 
 def test_the_stateful_emulator_killed_at_a_random_step_resumes_bit_identically(tmp_path):
@@ -160,7 +154,7 @@ def test_the_stateful_emulator_killed_at_a_random_step_resumes_bit_identically(t
         assert int(ck["step"]) == kill // 8 * 8
         assert ck["plugin/stochastic_relaxation/state/calls"][0, 0] == kill // 8 * 4  # one call per 2 steps
     assert main(["run", case, "--resume", "--out", out, "--quiet"]) == 0
-    _assert_same_run_files(out, whole)
+    assert_same_run_files(out, whole)
     with np.load(os.path.join(out, "checkpoint.npz")) as a, np.load(os.path.join(whole, "checkpoint.npz")) as b:
         assert sorted(a.files) == sorted(b.files) and "plugin/stochastic_relaxation/state/memory" in a.files
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
@@ -183,7 +177,7 @@ def test_a_physical_emulator_stopped_by_sigterm_between_outputs_resumes_bit_iden
     with np.load(os.path.join(out, "checkpoint.npz")) as ck:
         assert int(ck["step"]) == 27 and ck["resident/chain"].shape == (2, 1, 64, 64)
     assert main(["run", case, "--resume", "--out", out, "--quiet"]) == 0
-    _assert_same_run_files(out, whole)
+    assert_same_run_files(out, whole)
 
 
 # ---- acceptance 3: member subsets, swaps, overlaps --------------------------------------------
@@ -288,7 +282,7 @@ def test_resident_rollouts_copy_to_the_host_only_at_outputs_and_monitors(tmp_pat
     assert runs[False]["transfers"]["host_round_trips"] == 2000  # one per call of each plugin
     assert runs[True]["plugins"]["band_refiner"]["calls"] == 1000
     for name in ("fields.nc", "diagnostics.nc"):  # a spectral chain: the same bits either way
-        a, b = (_netcdf(str(tmp_path / str(r) / name)) for r in (True, False))
+        a, b = (read_netcdf(str(tmp_path / str(r) / name)) for r in (True, False))
         assert all(np.array_equal(a[k], b[k]) for k in a if k != "time")
     with open(tmp_path / "True" / "summary.json") as f:
         assert json.load(f)["transfers"]["host_round_trips"] == 21

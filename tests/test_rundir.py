@@ -20,6 +20,7 @@ import tomli_w
 from hybridsolver import Simulation, output
 from hybridsolver.cli import WRITE_FAILED, main
 from hybridsolver.hooks import Hook
+from run_files import assert_same_run_files, read_netcdf
 
 
 def _case(case, tmp_path, **output_keys):
@@ -31,19 +32,6 @@ def _case(case, tmp_path, **output_keys):
     path = tmp_path / "case.toml"
     path.write_text(tomli_w.dumps(case))
     return str(path)
-
-
-def _netcdf(path):
-    with netCDF4.Dataset(path) as ds:
-        return {name: np.asarray(var[...]) for name, var in ds.variables.items()}
-
-
-def _assert_same(a, b):
-    for name in ("fields.nc", "diagnostics.nc"):
-        x, y = _netcdf(os.path.join(a, name)), _netcdf(os.path.join(b, name))
-        assert x.keys() == y.keys()
-        for var in x:
-            assert np.array_equal(x[var], y[var]), (name, var)
 
 
 @pytest.fixture
@@ -146,7 +134,7 @@ def test_a_disk_that_fills_mid_run_stops_with_one_line_and_resumes_bit_identical
         assert not [f for f in os.listdir(out) if f.endswith((".tmp", ".tmp.npz"))]
         filler.free()
         assert main(["run", case_path, "--out", out, "--quiet", "--resume"]) == 0
-        _assert_same(out, reference)
+        assert_same_run_files(out, reference)
 
 
 def test_a_summary_that_cannot_be_written_leaves_a_resumable_directory(tmp_path, case, capsys, whole, monkeypatch):
@@ -162,7 +150,7 @@ def test_a_summary_that_cannot_be_written_leaves_a_resumable_directory(tmp_path,
     assert err.startswith(f"error: {out}/summary.json: No space left on device") and "step 60" in err
     monkeypatch.undo()
     assert main(["run", case_path, "--out", out, "--quiet", "--resume"]) == 0
-    _assert_same(out, reference)
+    assert_same_run_files(out, reference)
     assert json.loads(open(os.path.join(out, "summary.json")).read())["status"] == "ok"
 
 
@@ -228,7 +216,7 @@ def _incomplete_last_record(path):
 
 
 def _drop_records(path, count):
-    output.rewrite_records([path], path, last_step=int(_netcdf(path)["step"][-1 - count]))
+    output.rewrite_records([path], path, last_step=int(read_netcdf(path)["step"][-1 - count]))
 
 
 DAMAGES = {  # name: (what is done to the run directory, expected: "repaired" or the file named)
@@ -283,7 +271,7 @@ def test_damaged_files_on_resume_are_repaired_or_refused_naming_the_file(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     if expected == "repaired":
         assert code == 0, err
-        _assert_same(out, reference)
+        assert_same_run_files(out, reference)
         assert not [f for f in os.listdir(out) if f.endswith((".tmp", ".tmp.npz"))]
     else:
         assert code == 2 and len(err) == 1, err
@@ -346,7 +334,7 @@ def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, case, capsys, whole
     assert err == f"warning: {out}/lock: taking over the stale lock of pid {int(dead.stdout)} on " \
                   f"{socket.gethostname()} (that process is gone)"
     assert not os.path.exists(os.path.join(out, "lock"))
-    _assert_same(out, reference)
+    assert_same_run_files(out, reference)
 
 
 # ---- 5. kills inside every kind of write ---------------------------------------------------
@@ -419,4 +407,4 @@ def test_a_kill_inside_a_write_leaves_a_directory_that_resumes_bit_identically(t
         assert not os.path.exists(os.path.join(out, "checkpoint.npz"))
         code = main(["run", case_path, "--out", out, "--quiet"])
     assert code == 0
-    _assert_same(out, reference)
+    assert_same_run_files(out, reference)
