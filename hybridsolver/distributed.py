@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from .case import Case, CaseError
 from .output import rewrite_records, save_npz_atomic, write_atomic, write_summary
-from .rundir import CHECKPOINT
+from .rundir import CHECKPOINT, RunLock
 from .simulation import Simulation
 
 NETCDF_FILES = ("fields.nc", "diagnostics.nc")
@@ -301,7 +301,7 @@ def run_distributed(case, out_dir=None, progress=True):
     quarantined) makes the status "failed": the merged files then hold the records that
     all chunks wrote, no checkpoint is merged and the parts folder is kept.  A chunk task
     that raised raises :class:`ChunkError` (:class:`CaseError` for bad input), the parts
-    kept."""
+    kept.  The run directory is locked meanwhile (:class:`hybridsolver.rundir.RunLock`)."""
     settings = case.data["distributed"]
     run_dir = case.run_dir(out_dir)
     parts_dir = os.path.join(os.path.abspath(run_dir), "parts")
@@ -311,10 +311,9 @@ def run_distributed(case, out_dir=None, progress=True):
     case_path = os.path.abspath(case.path) if case.path else None
     ens = whole["ensemble"]
     start = time.perf_counter()
-    with cluster_client(settings) as client:
+    with cluster_client(settings) as client, RunLock(run_dir):
         workers = len(client.nthreads())
         chunks = member_chunks(ens["first_member"], ens["members"], max(1, workers), settings.get("chunk_members"))
-        os.makedirs(run_dir, exist_ok=True)
         write_atomic(os.path.join(run_dir, "case.toml"), whole_case.to_toml())
         shutil.rmtree(parts_dir, ignore_errors=True)
         submitted = time.perf_counter()
@@ -325,9 +324,9 @@ def run_distributed(case, out_dir=None, progress=True):
         if complete:
             shutil.rmtree(parts_dir)
         end = time.perf_counter()
-    summary = merge_summaries(summaries, chunks, whole_case, run_dir, end - submitted)
-    summary["distributed"] = {"address": settings["address"], "workers": workers,
-                              "startup_seconds": submitted - start, "merge_seconds": end - merging,
-                              "parts_dir": None if complete else parts_dir}
-    write_summary(run_dir, summary)
+        summary = merge_summaries(summaries, chunks, whole_case, run_dir, end - submitted)
+        summary["distributed"] = {"address": settings["address"], "workers": workers,
+                                  "startup_seconds": submitted - start, "merge_seconds": end - merging,
+                                  "parts_dir": None if complete else parts_dir}
+        write_summary(run_dir, summary)
     return summary

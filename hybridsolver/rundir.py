@@ -3,8 +3,8 @@
 - :class:`RunLock`: ``RUN_DIR/lock`` holds the running process's pid, host and start
   time; a second run or ``--resume`` on the directory is refused while that process
   lives, and a stale lock (its process is gone) is taken over with a warning;
-- :func:`check_writable` and :func:`check_space`, before step 0: the folder can be
-  created and written, and its disk has room for the run's estimated outputs
+- :func:`check_writable` (done by the lock) and :func:`check_space`, before step 0: the
+  folder can be created and written, and its disk has room for the run's estimated outputs
   (:func:`estimate_bytes`) unless forced;
 - :func:`check_resumable`, before ``--resume``: the checkpoint is a complete, readable
   ``.npz``, ``case.toml`` is readable and equals the case, and the temporary files of
@@ -46,7 +46,8 @@ def _alive(holder):
 
 
 class RunLock:
-    """Context manager holding ``run_dir/lock`` while a run writes the directory."""
+    """Context manager holding ``run_dir/lock`` while a run writes the directory (which it
+    creates and checks first, :func:`check_writable`)."""
 
     def __init__(self, run_dir):
         self.run_dir = run_dir
@@ -54,6 +55,7 @@ class RunLock:
         self.held = False
 
     def __enter__(self):
+        check_writable(self.run_dir)
         mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         while True:
             try:

@@ -421,7 +421,6 @@ class Simulation:
         last complete checkpoint stays, and ``resume`` continues from it.
         """
         run_dir = self.case.run_dir(out_dir)
-        rundir.check_writable(run_dir)
         with rundir.RunLock(run_dir):
             try:
                 return self._run(run_dir, progress, resume, force)
