@@ -96,6 +96,19 @@ FORCINGS = {
     "kolmogorov": {"wavenumber": Field("int", 4, positive=True), "amplitude": Field("float", 1.0)},
     "diagonal": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 0.1)},
 }
+# navier_stokes2d's penalized body and open-flow boundaries (hybridsolver.equations.obstacle)
+OBSTACLES = {
+    "none": {},
+    "cylinder": {"center": Field("float", length=2), "diameter": Field("float", positive=True),
+                 "eta": Field("float", 1e-3, positive=True), "smoothing": Field("float", 1.0, positive=True)},
+}
+INFLOWS = {
+    "none": {},
+    "uniform": {"velocity": Field("float", 1.0), "sponge_width": Field("float", positive=True),
+                "sponge_rate": Field("float", 10.0, positive=True),
+                "walls": Field("str", "none", choices=("none", "free_slip", "no_slip")),
+                "wall_cells": Field("int", 2, positive=True), "wall_eta": Field("float", 1e-3, positive=True)},
+}
 STOCHASTIC_FORCING = {"amplitude": Field("float", 0.0, minimum=0.0), "alpha": Field("float", 0.0, minimum=0.0)}
 INITIAL_CONDITIONS = {
     "gaussian_random_field": {"alpha": Field("float", 2.5, positive=True), "tau": Field("float", 7.0, positive=True),
@@ -128,8 +141,9 @@ EQUATION_KEYS = {
     "burgers2d": {"viscosity": Field("float", 0.005, minimum=0.0),
                   "boundary": Field("str", "dirichlet", choices=("dirichlet", "periodic"))},
 }
-EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None}, "qg2layer": {}, "kdv": {},
-                   "burgers2d": {}}
+EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None, "obstacle": OBSTACLES,
+                                       "inflow": INFLOWS},
+                   "qg2layer": {}, "kdv": {}, "burgers2d": {}}
 # initial-condition types each equation accepts
 EQUATION_INITIAL = {"navier_stokes2d": ("gaussian_random_field", "random_velocity", "taylor_green", "file"),
                     "qg2layer": ("pyqg_random", "file"), "kdv": ("random_packet", "file"),

@@ -219,6 +219,16 @@ def read_diagnostic(path, name):
     return values
 
 
+def read_series(path, names):
+    """``(time (T,), {name: (M, T) float64})`` of per-member diagnostics ``names`` in the
+    ``diagnostics.nc`` file ``path`` (records of unset steps left out)."""
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        kept = complete_records(ds["step"][:])
+        return (np.asarray(ds["time"][:kept], dtype=np.float64),
+                {name: np.asarray(ds[name][:, :kept], dtype=np.float64) for name in names})
+
+
 class RunWriter:
     """Writes one run directory for a :class:`hybridsolver.Simulation`; with ``resume``,
     continues the one ``sim`` started, dropping the records after ``sim.step``."""

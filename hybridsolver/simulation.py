@@ -22,7 +22,8 @@ from .equations import make_equation
 from .hooks import (CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only,
                     timed_call)
 from .initial_conditions import make_initial
-from .output import RunWriter, WriteError, read_diagnostic
+from .equations.obstacle import wake_statistics
+from .output import RunWriter, WriteError, read_diagnostic, read_series
 from .plugin import plugin_hooks
 from .plugin.resident import ResidentRollout
 from .rundir import CHECKPOINT
@@ -244,6 +245,8 @@ class Simulation:
 
     def _solver_step(self):
         self.stepper.step(self.state, self.time)
+        if getattr(self.equation, "penalization", None) is not None:
+            self.equation.relax(self.state, self.dt)
         self.equation.add_noise(self.state, self.step, self.dt)
         self.step += 1
 
@@ -486,6 +489,8 @@ class Simulation:
             })
             if self._signal is not None:
                 summary["signal"] = signal.Signals(self._signal).name
+            if not errors:
+                summary |= self._wake_summary(writer.diagnostics_path)
             try:
                 writer.write_summary(summary)
             except WriteError as exc:
@@ -493,6 +498,18 @@ class Simulation:
             if errors and failing is None:
                 raise errors[0]
         return summary
+
+    def _wake_summary(self, path):
+        """{"wake": Strouhal number, mean drag coefficient, lift amplitude per member over the
+        second half of the diagnostics} for a flow past a body, else {}."""
+        penalization = getattr(self.equation, "penalization", None)
+        if penalization is None or not penalization.body or not self.case.data["output"]["diagnostics_every"]:
+            return {}
+        time_, series = read_series(path, ("drag_coefficient", "lift_coefficient"))
+        if len(time_) < 4:
+            return {}
+        return {"wake": wake_statistics(time_, series["drag_coefficient"], series["lift_coefficient"],
+                                        penalization.diameter, penalization.velocity)}
 
     def _loop(self, writer, checkpoint, progress, timing):
         """The step loop of :meth:`run`, from the current step to the end: advances between

@@ -45,6 +45,7 @@ from numba import prange
 from .. import fft, rng
 from ..fft import float_view
 from ..diagnostics import shell_sum, spectral_mean_square
+from .obstacle import Penalization
 
 # Kernels take complex spectra as fft.float_view (M, ny, 2 (nx//2+1)).
 
@@ -162,6 +163,11 @@ class NavierStokes2D:
         self._inverse_v = tr.bind(False, self._v_hat, self._v)
         self._forward_u = tr.bind(True, self._u, self._u_hat, self._mask_columns)
         self._forward_v = tr.bind(True, self._v, self._v_hat, self._mask_columns)
+        obstacle = params.get("obstacle", {"type": "none"})
+        inflow = params.get("inflow", {"type": "none"})
+        self.penalization = (Penalization(grid, tr, obstacle, inflow, M)
+                             if obstacle["type"] != "none" or inflow["type"] != "none" else None)
+        self.mean_velocity = self.penalization.velocity if self.penalization else 0.0
 
     def _forcing_spectrum(self, forcing):
         """Unnormalised rfft of the deterministic vorticity forcing, (ny, nx//2+1)."""
@@ -190,6 +196,7 @@ class NavierStokes2D:
             return
         g = self.grid
         _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0 / g.size, self._u_hat_f, self._v_hat_f)
+        self._u_hat[:, 0, 0] = self.mean_velocity  # the inflow (0 without one)
         self._inverse_u()
         self._inverse_v()
         _basdevant_products(self._u, self._v)
@@ -197,6 +204,16 @@ class NavierStokes2D:
         self._forward_v()
         _advection_tendency(self._u_hat_f, self._v_hat_f, g.kx, g.ky, self.mask, self._mask_support,
                             self._forcing_f, float_view(out))
+
+    def relax(self, w, dt):
+        """After a step: the penalized body, sponge and walls relax the velocity of ``w``
+        over ``dt`` (in place; :class:`hybridsolver.equations.obstacle.Penalization`)."""
+        g = self.grid
+
+        def spectra(state, kx, ky, u_hat, v_hat):
+            _velocity_spectra(float_view(state), kx, ky, g.inv_k2, 1.0 / g.size, float_view(u_hat),
+                              float_view(v_hat))
+        self.penalization.relax(w, dt, spectra)
 
     @property
     def stochastic(self):
@@ -244,6 +261,7 @@ class NavierStokes2D:
         u_hat = fft.empty(w.shape, np.complex128)
         v_hat = fft.empty(w.shape, np.complex128)
         _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(u_hat), float_view(v_hat))
+        u_hat[:, 0, 0] = self.mean_velocity * g.size
         return self.transforms.to_physical(u_hat), self.transforms.to_physical(v_hat)
 
     def diagnostics(self, w, dt):
@@ -256,13 +274,16 @@ class NavierStokes2D:
         power = np.abs(w) ** 2
         u, v = self.velocity(w)
         omega = self.transforms.to_physical(w)
-        return {
+        out = {
             "energy": 0.5 * spectral_mean_square(power * g.inv_k2, g),
             "enstrophy": 0.5 * spectral_mean_square(power, g),
             "palinstrophy": 0.5 * spectral_mean_square(power * g.k2, g),
             "max_vorticity": np.abs(omega).max(axis=(1, 2)),
             "cfl": dt * (np.abs(u) / g.dx + np.abs(v) / g.dy).max(axis=(1, 2)),
         }
+        if self.penalization is not None and self.penalization.body:
+            out |= self.penalization.coefficients()
+        return out
 
     def spectra(self, w):
         """Isotropic energy and enstrophy spectra, each (M, nshell) (see :meth:`Grid.shells`).

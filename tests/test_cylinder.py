@@ -1,0 +1,93 @@
+"""Flow past a body in navier_stokes2d: Brinkman penalization, the sponge, side walls,
+the body's force coefficients and the Strouhal number (hybridsolver/equations/obstacle.py)."""
+import numpy as np
+import pytest
+
+from hybridsolver import CaseError, Simulation
+from hybridsolver.equations.obstacle import strouhal_number, wake_statistics
+
+
+def channel(shape=(64, 128), length=(8.0, 16.0), obstacle=None, inflow=None, members=1, **equation):
+    """A raw case: uniform inflow U = 1 through a periodic box with a sponge of width 4."""
+    eq = {"name": "navier_stokes2d", "viscosity": 0.01,
+          "inflow": inflow or {"type": "uniform", "velocity": 1.0, "sponge_width": 4.0, "sponge_rate": 10.0}} | equation
+    if obstacle:
+        eq["obstacle"] = obstacle
+    return {"equation": eq, "grid": {"shape": list(shape), "length": list(length)},
+            "initial_condition": {"type": "taylor_green", "amplitude": 0.0},
+            "time": {"scheme": "cn_rk4", "dt": 0.02, "steps": 50}, "ensemble": {"members": members, "seed": 0},
+            "output": {"fields_every": 0, "diagnostics_every": 10}}
+
+
+CYLINDER = {"type": "cylinder", "center": [4.0, 4.0], "diameter": 1.0, "eta": 1e-3, "smoothing": 1.0}
+
+
+@pytest.mark.parametrize("walls", ["none", "free_slip"])
+def test_a_uniform_inflow_without_a_body_stays_uniform(walls):
+    inflow = {"type": "uniform", "velocity": 1.0, "sponge_width": 4.0, "sponge_rate": 10.0, "walls": walls}
+    sim = Simulation.from_case(channel(inflow=inflow))
+    sim.advance(50)
+    u, v = sim.equation.velocity(sim.state)
+    assert np.abs(u - 1.0).max() < 1e-12 and np.abs(v).max() < 1e-12
+
+
+def test_a_vortex_leaving_through_the_sponge_reflects_under_1_percent_of_its_energy():
+    """A Gaussian vortex carried by U = 1 from x = 3 through the sponge (x in [12, 16]) and,
+    periodically, back to x = 3 after t = 16: what is left of its energy."""
+    sim = Simulation.from_case(channel(viscosity=1e-4) | {"time": {"scheme": "cn_rk4", "dt": 0.02, "steps": 800}})
+    X, Y = sim.grid.mesh()
+    vortex = 5.0 * np.exp(-((X - 3.0) ** 2 + (Y - 4.0) ** 2) / 0.5)
+    sim.set_initial({"vorticity": vortex - vortex.mean()})
+    energy0 = sim.diagnostics()["energy"][0]
+    sim.advance(800)
+    reflected = sim.diagnostics()["energy"][0] / energy0
+    assert reflected < 0.01
+    undamped = Simulation.from_case(channel(viscosity=1e-4, inflow={"type": "uniform", "velocity": 1.0,
+                                                                    "sponge_width": 4.0, "sponge_rate": 1e-6}))
+    undamped.set_initial({"vorticity": vortex - vortex.mean()})
+    undamped.advance(800)
+    assert undamped.diagnostics()["energy"][0] / energy0 > 0.8  # the sponge, not viscosity, took it
+
+
+def test_the_body_stops_the_flow_inside_it_and_feels_a_drag():
+    sim = Simulation.from_case(channel(obstacle=CYLINDER))
+    sim.advance(50)
+    u, v = sim.equation.velocity(sim.state)
+    X, Y = sim.grid.mesh()
+    inside = np.hypot(X - 4.0, Y - 4.0) < 0.3
+    assert np.abs(u[0][inside]).max() < 0.05 and np.abs(v[0][inside]).max() < 0.05
+    coefficients = sim.diagnostics()
+    assert 1.0 < coefficients["drag_coefficient"][0] < 4.0  # the impulsive start's drag, t = 1
+    # a symmetric flow has no lift but for the host's 2/3 mask, point- but not reflection-symmetric (as jax-cfd's)
+    assert abs(coefficients["lift_coefficient"][0]) < 2e-3
+
+
+def test_wake_members_are_bit_identical_alone_and_in_an_ensemble():
+    raw = channel(obstacle=CYLINDER, members=3) | {"initial_condition": {"type": "gaussian_random_field",
+                                                                        "sigma": 0.01}}
+    ensemble = Simulation.from_case(raw)
+    ensemble.advance(20)
+    raw["ensemble"] |= {"members": 1, "first_member": 2}
+    alone = Simulation.from_case(raw)
+    alone.advance(20)
+    assert np.array_equal(ensemble.state[2], alone.state[0])
+    assert not np.array_equal(ensemble.state[0], ensemble.state[2])
+    assert np.array_equal(ensemble.diagnostics()["drag_coefficient"][2], alone.diagnostics()["drag_coefficient"][0])
+
+
+def test_the_strouhal_number_of_a_known_signal():
+    t = np.linspace(0.0, 100.0, 2001)
+    lift = np.stack([0.3 * np.sin(2 * np.pi * 0.165 * t + 0.4), 0.1 * np.sin(2 * np.pi * 0.2 * t), 0 * t])
+    st = strouhal_number(t, lift, diameter=2.0, velocity=1.0)
+    assert st[0] == pytest.approx(2 * 0.165, rel=1e-6) and st[1] == pytest.approx(0.4, rel=1e-6)
+    assert np.isnan(st[2])
+    stats = wake_statistics(t, 1.3 + 0 * lift, lift, 1.0, 1.0)
+    assert stats["mean_drag_coefficient"][0] == pytest.approx(1.3)
+    assert stats["lift_amplitude"][0] == pytest.approx(0.3, rel=1e-3)
+
+
+def test_obstacle_and_inflow_keys_are_checked():
+    with pytest.raises(CaseError, match="equation.obstacle.diameter: missing"):
+        Simulation.from_case(channel(obstacle={"type": "cylinder", "center": [4.0, 4.0]}))
+    with pytest.raises(CaseError, match="equation.inflow.walls: unknown value 'slip'"):
+        Simulation.from_case(channel(inflow={"type": "uniform", "sponge_width": 4.0, "walls": "slip"}))
