@@ -2,7 +2,9 @@
 
 One solver step is, in order: the stepper's update (``time.scheme``, with the held
 tendency of tendency hooks added to its explicit term) and state filter
-(``dealias = "exponential"``), then the stochastic forcing increment drawn from
+(``dealias = "exponential"``), the relaxation of a penalized body, sponge and walls
+(``navier_stokes2d``'s ``equation.obstacle`` and ``equation.inflow``), then the
+stochastic forcing increment drawn from
 each member's stream at the index of the step (0 for the step from 0 to 1).  Hooks
 act around it in the order given in :mod:`hybridsolver.hooks`.
 """
