@@ -23,6 +23,10 @@ Forcings (vorticity tendencies):
   (the closure paper's flow on the unit torus: n = 1, A = 0.1);
 - ``none``.
 
+``equation.obstacle`` and ``equation.inflow`` add a penalized body, a uniform inflow
+``(U, 0)`` (the velocity is then ``(U, 0) + curl psi``), a sponge and side walls, relaxed
+exactly after each step (:mod:`hybridsolver.equations.obstacle`, :meth:`NavierStokes2D.relax`).
+
 ``advection = false`` leaves the advection term out (the explicit term is then the
 forcing alone): the reduced model of a closure that supplies ``-u . grad(omega)`` itself
 as a tendency hook (the L-CDM closure of ``plugins/lcdm``).
