@@ -1,7 +1,10 @@
 """Flow past a body in navier_stokes2d: Brinkman penalization, the sponge, side walls,
 the body's force coefficients and the Strouhal number (hybridsolver/equations/obstacle.py)."""
+from typing import Dict, List
+
 import numpy as np
 import pytest
+import torch
 
 from hybridsolver import CaseError, Simulation
 from hybridsolver.equations.obstacle import strouhal_number, wake_statistics
@@ -91,3 +94,34 @@ def test_obstacle_and_inflow_keys_are_checked():
         Simulation.from_case(channel(obstacle={"type": "cylinder", "center": [4.0, 4.0]}))
     with pytest.raises(CaseError, match="equation.inflow.walls: unknown value 'slip'"):
         Simulation.from_case(channel(inflow={"type": "uniform", "sponge_width": 4.0, "walls": "slip"}))
+
+
+class InflowAnomaly(torch.nn.Module):
+    """A closure of inputs (u, v) (physical) returning the tendency (u - 1 + v) cos(2 pi y / Ly)
+    on the 64 x 128 box (a tendency of zero mean: the relaxation keeps the mean vorticity 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("pattern", torch.cos(2 * torch.pi * torch.arange(64, dtype=torch.float64) / 64)[:, None])
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return (x[:, 0:1] - 1.0 + x[:, 1:2]) * self.pattern
+
+
+def test_plugins_read_the_velocity_with_the_inflow(tmp_path):
+    from hybridsolver.plugin import export
+    from hybridsolver_plugins.classic.export import manifest
+
+    physical = {"space": "physical"}
+    path = str(tmp_path / "anomaly.pt")
+    export(InflowAnomaly(), manifest("smagorinsky", (64, 128), (8.0, 16.0)) | {
+        "name": "anomaly", "inputs": [physical | {"field": "u"}, physical | {"field": "v"}],
+        "outputs": [physical | {"field": "vorticity"}]}, path)
+    sim = Simulation.from_case(channel() | {"plugins": [{"path": path}]})
+    sim.advance(10)
+    assert np.abs(sim.state).max() < 1e-12  # u = U = 1 and v = 0 everywhere: no tendency
+    raw = channel() | {"plugins": [{"path": path}]}
+    raw["equation"]["inflow"]["velocity"] = 0.5
+    slower = Simulation.from_case(raw)
+    slower.advance(10)
+    assert np.abs(slower.state).max() > 1.0  # u - 1 = -0.5: the closure saw the slower mean flow

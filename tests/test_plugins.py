@@ -98,7 +98,7 @@ def test_refuses_unknown_field(tmp_path, case64, capsys):
     inputs = [{"field": "q", "space": "physical"}]
     case64["plugins"][0]["path"] = _export(tmp_path, inputs=inputs)
     code, err = _run_cli(tmp_path, case64, capsys)
-    assert code == 2 and "field 'q' is unknown to navier_stokes2d (possible inputs: vorticity)" in err
+    assert code == 2 and "field 'q' is unknown to navier_stokes2d (possible inputs: vorticity, u, v)" in err
 
 
 def test_refuses_truncated_file(tmp_path, case64, capsys):

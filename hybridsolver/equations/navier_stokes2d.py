@@ -125,7 +125,7 @@ class NavierStokes2D:
     name = "navier_stokes2d"
     fields = ("vorticity",)
     field_layers = {}  # no layered fields
-    derived_fields = {}  # plugins read the state's fields only
+    derived_fields = {"u": None, "v": None}  # the velocity, single-layer fields plugins may read
     state_dtype = np.complex128
 
     def __init__(self, grid, params, members, seed=0):
@@ -252,8 +252,18 @@ class NavierStokes2D:
         return {"vorticity": w}
 
     def derived_spectra(self, w, names):
-        """No derived fields (``derived_fields`` is empty): {}."""
-        return {}
+        """Spectra of the derived fields among ``names`` (``u``, ``v``), each a new
+        (M, ny, nx//2+1) array: the unnormalised rfft of the velocity, the inflow's mean
+        flow ``(U, 0)`` included."""
+        wanted = [n for n in names if n in self.derived_fields]
+        if not wanted:
+            return {}
+        g = self.grid
+        u_hat = fft.empty(w.shape, np.complex128)
+        v_hat = fft.empty(w.shape, np.complex128)
+        _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(u_hat), float_view(v_hat))
+        u_hat[:, 0, 0] = self.mean_velocity * g.size
+        return {name: {"u": u_hat, "v": v_hat}[name] for name in wanted}
 
     def from_spectral_fields(self, fields):
         """State from {'vorticity': (M, ny, nx//2+1) complex}."""
@@ -261,12 +271,8 @@ class NavierStokes2D:
 
     def velocity(self, w):
         """Physical velocity ``(u, v)``, each (M, ny, nx)."""
-        g = self.grid
-        u_hat = fft.empty(w.shape, np.complex128)
-        v_hat = fft.empty(w.shape, np.complex128)
-        _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(u_hat), float_view(v_hat))
-        u_hat[:, 0, 0] = self.mean_velocity * g.size
-        return self.transforms.to_physical(u_hat), self.transforms.to_physical(v_hat)
+        spectra = self.derived_spectra(w, ("u", "v"))
+        return self.transforms.to_physical(spectra["u"]), self.transforms.to_physical(spectra["v"])
 
     def diagnostics(self, w, dt):
         """Per-member scalars, each (M,): domain means with the 1/2 convention.
