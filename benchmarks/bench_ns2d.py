@@ -54,17 +54,24 @@ def fft_pairs(sim):
     return pair
 
 
-def step_vs_ffts(n, scheme, repeats, steps=50):
-    """(ms/step, ms per FFT) minima, FFTs per step, and the median of the paired ratios
-    of a step to its FFTs (4 per explicit evaluation)."""
-    sim = simulation(n, scheme, 1)
-    ffts = 4 * sim.stepper.evaluations
+def against_ffts(sim, ffts, repeats, steps=50):
+    """(ms/step, ms per FFT) minima of ``sim``'s steps and of its transforms, timed back to
+    back, and the median of the paired ratios of a step to its ``ffts`` FFTs."""
     pair = fft_pairs(sim)
     step_ms, fft_ms = [], []
     for _ in range(repeats):
         step_ms.append(1e3 * seconds(lambda: sim.advance(1), steps))
         fft_ms.append(1e3 * seconds(pair, 2 * steps) / 2)
-    return min(step_ms), min(fft_ms), ffts, float(np.median(np.divide(step_ms, fft_ms)) / ffts)
+    return min(step_ms), min(fft_ms), float(np.median(np.divide(step_ms, fft_ms)) / ffts)
+
+
+def step_vs_ffts(n, scheme, repeats, steps=50):
+    """(ms/step, ms per FFT) minima, FFTs per step, and the median of the paired ratios
+    of a step to its FFTs (4 per explicit evaluation)."""
+    sim = simulation(n, scheme, 1)
+    ffts = 4 * sim.stepper.evaluations
+    step, one_fft, ratio = against_ffts(sim, ffts, repeats, steps)
+    return step, one_fft, ffts, ratio
 
 
 def jax_cfd_step(n, steps):

@@ -23,12 +23,15 @@ def save_checkpoint(sim, path):
     """Write ``sim``'s checkpoint to ``path`` (.npz) atomically; ValueError naming the array
     when one is not finite (nothing is written then), :class:`hybridsolver.output.WriteError`
     when the disk refuses."""
-    save_npz_atomic(path, checkpoint_arrays(sim, path))
+    arrays = checkpoint_arrays(sim)
+    bad = [name for name, value in arrays.items() if value.dtype.kind in "fc" and not np.isfinite(value).all()]
+    if bad:
+        raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {sim.step}")
+    save_npz_atomic(path, arrays)
 
 
-def checkpoint_arrays(sim, path="checkpoint"):
-    """{name: array} of ``sim``'s checkpoint (module docstring); ValueError naming the array
-    (and ``path``) when one is not finite."""
+def checkpoint_arrays(sim):
+    """{name: array} of ``sim``'s checkpoint (module docstring), whatever their values."""
     arrays = {"state": sim.state, "step": np.array(sim.step)}
     arrays |= {f"stepper/{k}": v for k, v in sim.stepper.checkpoint().items()}
     arrays |= {f"held/{h.name}": h.held for h in sim.hooks if h.callsite == "tendency"}
@@ -38,9 +41,6 @@ def checkpoint_arrays(sim, path="checkpoint"):
                 arrays |= {f"plugin/{hook.name}/{k}": v for k, v in hook.checkpoint().items()}
         if sim._resident is not None:
             arrays |= sim._resident.checkpoint()
-    bad = [name for name, value in arrays.items() if value.dtype.kind in "fc" and not np.isfinite(value).all()]
-    if bad:
-        raise ValueError(f"{path}: not written, {bad[0]} is not finite at step {sim.step}")
     return arrays | {"quarantined": sim.quarantined, "member_status": np.array(sim.member_status)}
 
 

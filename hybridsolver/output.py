@@ -196,12 +196,15 @@ def _copy_variable(out, name, parts, kept, members):
 
 def read_run_case(run_dir):
     """The resolved case (nested dict) that started run directory ``run_dir`` (its
-    ``case.toml``); CaseError naming the file when it is missing."""
+    ``case.toml``); CaseError naming the file when it is missing or damaged."""
     path = os.path.join(run_dir, "case.toml")
-    if not os.path.isfile(path):
-        raise CaseError(f"{path}: missing (not a run directory)")
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise CaseError(f"{path}: missing (not a run directory)") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CaseError(f"{path}: damaged ({exc}); resume needs the case the run was started with") from None
 
 
 def read_diagnostic(path, name):

@@ -20,12 +20,12 @@ import shutil
 import socket
 import sys
 import time
-import tomllib
 import zipfile
 
 import numpy as np
 
 from .case import CaseError, first_difference
+from .output import read_run_case
 
 LOCK = "lock"
 CHECKPOINT = "checkpoint.npz"
@@ -162,17 +162,10 @@ def check_resumable(run_dir, data):
     if checkpoint_step(run_dir) is None:
         raise CaseError(f"{checkpoint}: damaged (not a complete .npz checkpoint); this run directory cannot be "
                         "resumed: start the run again (without --resume) or from another copy")
-    path = os.path.join(run_dir, "case.toml")
-    try:
-        with open(path, "rb") as f:
-            started = tomllib.load(f)
-    except FileNotFoundError:
-        raise CaseError(f"{path}: missing (not a run directory)") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CaseError(f"{path}: damaged ({exc}); resume needs the case the run was started with") from None
-    difference = first_difference(started, data)
+    difference = first_difference(read_run_case(run_dir), data)
     if difference:
-        raise CaseError(f"{path}: the run was started with {difference}; resume it with the same case")
+        raise CaseError(f"{os.path.join(run_dir, 'case.toml')}: the run was started with {difference}; resume it "
+                        "with the same case")
 
 
 def checkpoint_step(run_dir):

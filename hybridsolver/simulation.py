@@ -289,7 +289,8 @@ class Simulation:
             if hook not in self._pending and hook.due(self.step, self.dt) and self.step + every <= limit:
                 value = timed_call(hook, self, self.state[hook.rows])
                 hook.landing[...] = check_returned(hook, value, hook.landing.shape, self.step)
-                hook.jump_start[...] = self.state[hook.rows]
+                if every > 1:  # the rows hold this state until the jump lands
+                    hook.jump_start[...] = self.state[hook.rows]
                 self._pending[hook] = self.step + every
         post_step = self._at("post_step")
         if post_step:
@@ -439,8 +440,7 @@ class Simulation:
         checkpoint = os.path.join(run_dir, CHECKPOINT)
         if resume:
             rundir.check_resumable(run_dir, self.case.data)
-            self.start_hooks(observe=False)  # artifacts' dry runs fail here, before anything is written
-            self.load_checkpoint(checkpoint)
+            self.load_checkpoint(checkpoint)  # starts the hooks: artifacts' dry runs fail before anything is written
         else:
             self.start_hooks()
         rundir.check_space(run_dir, rundir.estimate_bytes(self, run_dir, sum(

@@ -169,7 +169,7 @@ class NavierStokes2D:
         self._forward_v = tr.bind(True, self._v, self._v_hat, self._mask_columns)
         obstacle = params.get("obstacle", {"type": "none"})
         inflow = params.get("inflow", {"type": "none"})
-        self.penalization = (Penalization(grid, tr, obstacle, inflow, M)
+        self.penalization = (Penalization(grid, tr, obstacle, inflow, M, self._scaled_velocity_spectra)
                              if obstacle["type"] != "none" or inflow["type"] != "none" else None)
         self.mean_velocity = self.penalization.velocity if self.penalization else 0.0
 
@@ -212,12 +212,13 @@ class NavierStokes2D:
     def relax(self, w, dt):
         """After a step: the penalized body, sponge and walls relax the velocity of ``w``
         over ``dt`` (in place; :class:`hybridsolver.equations.obstacle.Penalization`)."""
-        g = self.grid
+        self.penalization.relax(w, dt)
 
-        def spectra(state, kx, ky, u_hat, v_hat):
-            _velocity_spectra(float_view(state), kx, ky, g.inv_k2, 1.0 / g.size, float_view(u_hat),
-                              float_view(v_hat))
-        self.penalization.relax(w, dt, spectra)
+    def _scaled_velocity_spectra(self, w, kx, ky, u_hat, v_hat):
+        """u_hat, v_hat: the velocity spectra of state ``w`` divided by N (mean zero), with
+        wavenumbers ``kx``, ``ky``."""
+        g = self.grid
+        _velocity_spectra(float_view(w), kx, ky, g.inv_k2, 1.0 / g.size, float_view(u_hat), float_view(v_hat))
 
     @property
     def stochastic(self):

@@ -115,11 +115,14 @@ class Penalization:
     """The relaxation step and body forces of ``navier_stokes2d``'s obstacle and inflow.
 
     ``obstacle`` and ``inflow`` are the case's ``equation.obstacle`` and
-    ``equation.inflow`` tables; ``members`` the ensemble size M.
+    ``equation.inflow`` tables; ``members`` the ensemble size M;
+    ``velocity_spectra(w, kx, ky, u_hat, v_hat)`` fills the spectra of the velocity of
+    state ``w`` (divided by N, mean zero) with wavenumbers kx, ky.
     """
 
-    def __init__(self, grid, transforms, obstacle, inflow, members):
-        self.grid, self.transforms = grid, transforms
+    def __init__(self, grid, transforms, obstacle, inflow, members, velocity_spectra):
+        self.grid = grid
+        self._velocity_spectra = velocity_spectra
         self.velocity = float(inflow.get("velocity", 0.0)) if inflow["type"] != "none" else 0.0
         shape = grid.shape
         rate_u, rate_v = np.zeros(shape), np.zeros(shape)
@@ -167,13 +170,12 @@ class Penalization:
             self.decay_u, self.decay_v = np.exp(-self._rate[0] * dt), np.exp(-self._rate[1] * dt)
         return self.decay_u, self.decay_v
 
-    def relax(self, w, dt, velocity_spectra):
+    def relax(self, w, dt):
         """Relax the velocity of state ``w`` (spectral vorticity, (M, ny, nx//2+1), in place)
-        over ``dt`` and record the body force. ``velocity_spectra(w, kx, ky, u_hat, v_hat)``
-        fills the velocity's spectra (divided by N, mean zero) with wavenumbers kx, ky."""
+        over ``dt`` and record the body force."""
         g = self.grid
         decay_u, decay_v = self._decays(dt)
-        velocity_spectra(w, self.kx, self.ky, self._u_hat, self._v_hat)
+        self._velocity_spectra(w, self.kx, self.ky, self._u_hat, self._v_hat)
         self._u_hat[:, 0, 0] = self.velocity
         for transform in self._inverse:
             transform()
