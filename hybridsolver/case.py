@@ -23,7 +23,8 @@ REQUIRED = object()
 
 
 class Field:
-    """One scalar or list key: ``kind`` in float|int|str|bool, optional length for lists."""
+    """One scalar or list key: ``kind`` in float|int|str|bool; ``length`` a list's fixed
+    length, or ``"any"`` for a non-empty list of any length."""
 
     def __init__(self, kind, default=REQUIRED, choices=None, minimum=None, positive=False,
                  length=None):
@@ -55,7 +56,10 @@ class Field:
     def check(self, key, value):
         if self.length is None:
             return self._scalar(key, value)
-        if not isinstance(value, list) or len(value) != self.length:
+        if self.length == "any":
+            if not isinstance(value, list) or not value:
+                raise CaseError(f"{key}: expected a non-empty list of {self.kind} values, got {value!r}")
+        elif not isinstance(value, list) or len(value) != self.length:
             raise CaseError(f"{key}: expected a list of {self.length} {self.kind} values, got {value!r}")
         return [self._scalar(f"{key}[{i}]", v) for i, v in enumerate(value)]
 
@@ -164,21 +168,33 @@ TWO_PI = 2 * math.pi
 SECTIONS = {
     "grid": {"shape": Field("int", length=2, minimum=4), "length": Field("float", [TWO_PI, TWO_PI], length=2,
                                                                            positive=True),
-             "dealias": Field("str", "2/3", choices=DEALIAS_CHOICES)},
+             "dealias": Field("str", "2/3", choices=DEALIAS_CHOICES),
+             # coordinates of the first grid point, in the order of shape (default: 0)
+             "origin": Field("float", None, length=2)},
     "time": {"scheme": Field("str", "cn_rk4", choices=SCHEMES), "dt": Field("float", positive=True),
              "t_end": Field("float", None, positive=True), "steps": Field("int", None, positive=True)},
     "ensemble": {"members": Field("int", 1, positive=True), "seed": Field("int", 0, minimum=0),
                  "first_member": Field("int", 0, minimum=0)},
     "output": {"dir": Field("str", None), "fields_every": Field("int", 0, minimum=0),
-               "diagnostics_every": Field("int", 10, minimum=0), "checkpoint_every": Field("int", 0, minimum=0)},
+               "diagnostics_every": Field("int", 10, minimum=0), "checkpoint_every": Field("int", 0, minimum=0),
+               # the variables of fields.nc and generate's files: state or derived fields (default: the state's)
+               "fields": Field("str", None, length="any")},
     # per-member monitors (hybridsolver.simulation): non-finite states always; `quantity` (a
     # diagnostics scalar) outside `bounds` or the reference's mean +- reference_sigmas std
     "monitor": {"on_failure": Field("str", "quarantine", choices=("quarantine", "abort")),
                 "every": Field("int", 10, positive=True), "quantity": Field("str", "energy"),
                 "bounds": Field("float", None, length=2), "reference_sigmas": Field("float", None, positive=True)},
     # hybridsolver generate: trajectories per split and observation noise (hybridsolver.datasets)
+    # (split "members": train/validation/test trajectories; "time": the snapshots of
+    # `trajectories` up to split_times[0], then to split_times[1], then the rest; a window
+    # of points [y, x] to sample instead of the grid's)
     "dataset": {"train": Field("int", 10, minimum=0), "validation": Field("int", 5, minimum=0),
-                "test": Field("int", 5, minimum=0), "observation_noise": Field("float", 0.0, minimum=0.0)},
+                "test": Field("int", 5, minimum=0), "observation_noise": Field("float", 0.0, minimum=0.0),
+                "split": Field("str", None, choices=("members", "time")), "split_times": Field("float", None, length=2),
+                "trajectories": Field("int", None, positive=True), "window_shape": Field("int", None, length=2,
+                                                                                         positive=True),
+                "window_start": Field("float", None, length=2), "window_spacing": Field("float", None, length=2,
+                                                                                         positive=True)},
     # hybridsolver run on a Dask cluster (hybridsolver.distributed): address "local" starts a
     # LocalCluster of `workers` processes, else a scheduler address; none runs in process
     "distributed": {"address": Field("str", None), "workers": Field("int", 2, positive=True),
@@ -297,7 +313,8 @@ def validate(raw, source="case"):
             given = defaults | given
         if section == "grid":
             spec = spec | {"shape": Field("int", length=dims, minimum=4),
-                           "length": Field("float", spec["length"].default, length=dims, positive=True)}
+                           "length": Field("float", spec["length"].default, length=dims, positive=True),
+                           "origin": Field("float", None, length=dims)}
         data[section] = _table(spec, given, section)
     _check_choices(data, name)
     kinds = {k: v for k, v in INITIAL_CONDITIONS.items() if k in EQUATION_INITIAL[name]}

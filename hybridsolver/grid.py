@@ -1,7 +1,8 @@
 """Grids: doubly periodic spectral grids (coordinates, wavenumbers, dealiasing, shells),
 periodic 1D grids (``kdv``) and finite-difference boxes (``burgers2d``).
 
-Physical fields live on ``(ny, nx)`` points ``x_j = j Lx / nx``, ``y_i = i Ly / ny``;
+Physical fields live on ``(ny, nx)`` points ``x_j = x_0 + j Lx / nx``, ``y_i = y_0 + i Ly / ny``
+(``origin = (y_0, x_0)``, default 0);
 spectra on the half-complex ``(ny, nx//2 + 1)`` layout of a real FFT over the last
 axis.  Wavenumbers are angular (radians per unit length): ``kx = 2 pi j / Lx``.
 """
@@ -11,11 +12,13 @@ DEALIAS_CHOICES = ("2/3", "exponential", "none")
 
 
 class Grid:
-    """A periodic rectangle of ``shape = (ny, nx)`` points and ``length = (Ly, Lx)``."""
+    """A periodic rectangle of ``shape = (ny, nx)`` points and ``length = (Ly, Lx)``, its
+    first point at ``origin = (y_0, x_0)``."""
 
-    def __init__(self, shape, length, dealias="2/3", filterfac=23.6):
+    def __init__(self, shape, length, dealias="2/3", filterfac=23.6, origin=None):
         self.shape = tuple(int(n) for n in shape)
         self.length = tuple(float(v) for v in length)
+        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0, 0.0)
         self.ny, self.nx = self.shape
         self.Ly, self.Lx = self.length
         self.dy, self.dx = self.Ly / self.ny, self.Lx / self.nx
@@ -23,8 +26,8 @@ class Grid:
         self.spectral_shape = (self.ny, self.nx // 2 + 1)
         self.dealias = dealias
         self.filterfac = float(filterfac)
-        self.x = np.arange(self.nx) * self.dx
-        self.y = np.arange(self.ny) * self.dy
+        self.x = self.origin[1] + np.arange(self.nx) * self.dx
+        self.y = self.origin[0] + np.arange(self.ny) * self.dy
         self.kx = 2 * np.pi / self.Lx * np.arange(self.nx // 2 + 1)
         self.ky = 2 * np.pi / self.Ly * np.fft.fftfreq(self.ny, 1.0 / self.ny)
         kx, ky = np.meshgrid(self.kx, self.ky)
@@ -136,21 +139,22 @@ def coarsen(spectrum, shape):
 
 
 class PeriodicGrid1D:
-    """A periodic interval of ``n`` points ``x_j = j L / n`` (``kdv``).
+    """A periodic interval of ``n`` points ``x_j = x_0 + j L / n`` (``kdv``; ``origin = (x_0,)``).
 
     ``shape = (n,)``, ``length = (L,)``; spectra are ``(n//2+1,)`` half-complex with
     angular wavenumbers ``k = 2 pi j / L``.
     """
 
-    def __init__(self, shape, length, dealias="2/3"):
+    def __init__(self, shape, length, dealias="2/3", origin=None):
         (self.n,) = self.shape = tuple(int(v) for v in shape)
         (self.L,) = self.length = tuple(float(v) for v in length)
+        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0,)
         self.nx, self.Lx = self.n, self.L
         self.dx = self.L / self.n
         self.size = self.n
         self.spectral_shape = (self.n // 2 + 1,)
         self.dealias = dealias
-        self.x = np.arange(self.n) * self.dx
+        self.x = self.origin[0] + np.arange(self.n) * self.dx
         self.k = 2 * np.pi / self.L * np.arange(self.n // 2 + 1)
 
     def coordinates(self):
@@ -176,25 +180,26 @@ class PeriodicGrid1D:
 
 
 class BoxGrid:
-    """A rectangle ``[0, Lx] x [0, Ly]`` of ``shape = (ny, nx)`` points for finite
-    differences (``burgers2d``).
+    """A rectangle ``[0, Lx] x [0, Ly]`` (shifted by ``origin = (y_0, x_0)``) of
+    ``shape = (ny, nx)`` points for finite differences (``burgers2d``).
 
     With ``periodic=False`` the points include both walls, ``x_j = j Lx / (nx - 1)``
     (the paper's 128 points on [0, 1] have dx = 1/127); with ``periodic=True`` the
     last point is the first one's periodic image and is not stored, ``x_j = j Lx / nx``.
     """
 
-    def __init__(self, shape, length, periodic=False):
+    def __init__(self, shape, length, periodic=False, origin=None):
         self.shape = tuple(int(v) for v in shape)
         self.length = tuple(float(v) for v in length)
+        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0, 0.0)
         self.ny, self.nx = self.shape
         self.Ly, self.Lx = self.length
         self.periodic = bool(periodic)
         intervals = (self.ny, self.nx) if periodic else (self.ny - 1, self.nx - 1)
         self.dy, self.dx = self.Ly / intervals[0], self.Lx / intervals[1]
         self.size = self.ny * self.nx
-        self.x = np.arange(self.nx) * self.dx
-        self.y = np.arange(self.ny) * self.dy
+        self.x = self.origin[1] + np.arange(self.nx) * self.dx
+        self.y = self.origin[0] + np.arange(self.ny) * self.dy
 
     def coordinates(self):
         """{axis name: coordinate values} in field axis order."""

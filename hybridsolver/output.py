@@ -97,22 +97,24 @@ def check_meta(out, meta):
     write_atomic(path, json.dumps(meta, indent=1))
 
 
-def define_field_axes(ds, sim):
+def define_field_axes(ds, sim, window=None):
     """Create in netCDF dataset ``ds`` the grid's axes (``y``, ``x`` or ``x``, with their
-    coordinates) and, for layered fields, ``layer``; returns {field: (dims, one member's
-    shape)} for ``sim``'s state fields, dims without the leading member and time axes."""
-    axes = sim.grid.coordinates()
+    coordinates; those of ``window``, a :class:`hybridsolver.sampling.Window`, where given)
+    and, for layered fields, ``layer``; returns {field: (dims, one member's shape)} for
+    ``sim``'s output variables (``output.fields``), dims without the leading member and
+    time axes."""
+    axes = (window or sim.grid).coordinates()
     for axis, values in axes.items():
         ds.createDimension(axis, len(values))
         ds.createVariable(axis, "f8", (axis,))[:] = values
     out = {}
-    for name in sim.equation.fields:
+    for name in sim.output_names:
         shape = sim.field_shape(name)
         layered = len(shape) > len(axes)
         if layered and "layer" not in ds.dimensions:
             ds.createDimension("layer", shape[0])
             ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
-        out[name] = (("layer",) * layered + tuple(axes), shape)
+        out[name] = (("layer",) * layered + tuple(axes), shape[:layered] + tuple(len(v) for v in axes.values()))
     return out
 
 

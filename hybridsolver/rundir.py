@@ -123,7 +123,7 @@ def estimate_bytes(sim, run_dir, checkpoint_bytes, resume):
     its temporary file)."""
     out = sim.case.data["output"]
     start, end, M = sim.step, sim.total_steps, len(sim.members)
-    field_bytes = sum(v.nbytes for v in sim.fields().values()) + M + 16
+    field_bytes = sum(v.nbytes for v in sim.output_fields().values()) + M + 16
     fields = _records(start, end, out["fields_every"], not resume) + 1  # + the end's record
     diag_bytes = sum(np.asarray(v).nbytes for v in sim.diagnostics().values()) + M + 16
     diagnostics = _records(start, end, out["diagnostics_every"], not resume and bool(out["diagnostics_every"]))

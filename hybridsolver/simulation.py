@@ -55,6 +55,7 @@ class Simulation:
         self.total_steps = case.steps
         self.state = fft.zeros(self.equation.state_shape, self.equation.state_dtype)
         self.step = 0
+        self.output_names = self._output_names(d["output"].get("fields"))
         case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
         field = self.equation.fields[0]
         self.set_initial({field: make_initial(d["initial_condition"], self.grid, self.seed, self.members, case_dir,
@@ -393,6 +394,36 @@ class Simulation:
         """Physical fields, ``{name: (M, *field_shape(name)) numpy array}``."""
         return self.equation.to_fields(self.state)
 
+    def _output_names(self, names):
+        """``output.fields`` checked against the equation's state and derived fields (default:
+        the state's fields); CaseError naming the key otherwise."""
+        eq = self.equation
+        if names is None:
+            return list(eq.fields)
+        offered = list(eq.fields) + list(eq.derived_fields)
+        for i, name in enumerate(names):
+            if name not in offered:
+                raise CaseError(f"output.fields: unknown field {name!r} ({eq.name} offers: {', '.join(offered)})")
+            if name in names[:i]:
+                raise CaseError(f"output.fields: {name!r} is listed twice")
+        return list(names)
+
+    def output_fields(self):
+        """The output variables (``output.fields``): ``{name: (M, *field_shape(name))
+        physical numpy array}``, state fields and derived ones (e.g. ``navier_stokes2d``'s
+        velocity ``u``, ``v``) in the order the case lists them."""
+        eq = self.equation
+        state = eq.to_fields(self.state) if set(self.output_names) & set(eq.fields) else {}
+        derived = eq.derived_spectra(self.state, self.output_names)
+        values = {}
+        for name in self.output_names:
+            if name in state:
+                values[name] = state[name]
+            else:
+                flat = eq.transforms.to_physical(derived[name].reshape((-1,) + self.grid.spectral_shape))
+                values[name] = flat.reshape((len(self.members),) + self.field_shape(name))
+        return values
+
     def diagnostics(self):
         """Per-member scalars (M,) and spectra (M, nshell) of the current state."""
         return self.equation.diagnostics(self.state, self.dt) | self.equation.spectra(self.state)
@@ -449,7 +480,7 @@ class Simulation:
             writer = RunWriter(run_dir, self, resume=True)
         else:
             writer = RunWriter(run_dir, self)
-            writer.write_fields(self.step, self.time, self.fields())
+            writer.write_fields(self.step, self.time, self.output_fields())
             if out["diagnostics_every"]:
                 writer.write_diagnostics(self.step, self.time, self.diagnostics())
         summary = {"case": self.case.path, "run_dir": run_dir, "equation": self.equation.name,
@@ -558,7 +589,7 @@ class Simulation:
             if due["diagnostics"]:
                 writer.write_diagnostics(self.step, self.time, self.diagnostics())
             if due["fields"]:
-                writer.write_fields(self.step, self.time, self.fields())
+                writer.write_fields(self.step, self.time, self.output_fields())
             if due["checkpoint"]:
                 writer.flush()
                 self.save_checkpoint(checkpoint)

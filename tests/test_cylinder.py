@@ -2,6 +2,7 @@
 the body's force coefficients and the Strouhal number (hybridsolver/equations/obstacle.py)."""
 from typing import Dict, List
 
+import netCDF4
 import numpy as np
 import pytest
 import torch
@@ -141,3 +142,35 @@ def test_a_wake_continued_from_a_checkpoint_is_bit_identical(tmp_path):
     resumed.advance(17)
     assert np.array_equal(resumed.state, whole.state)
     assert np.array_equal(resumed.diagnostics()["drag_coefficient"], whole.diagnostics()["drag_coefficient"])
+
+
+def test_output_fields_writes_the_velocity_with_the_inflow(tmp_path):
+    raw = channel(obstacle=CYLINDER) | {"initial_condition": {"type": "gaussian_random_field", "sigma": 0.01}}
+    raw["output"] = {"fields_every": 10, "diagnostics_every": 10, "fields": ["u", "v", "vorticity"]}
+    sim = Simulation.from_case(raw)
+    sim.run(str(tmp_path / "run"), progress=False)
+    u, v = sim.equation.velocity(sim.state)
+    with netCDF4.Dataset(tmp_path / "run" / "fields.nc") as ds:
+        assert [n for n in ds.variables if ds[n].dimensions[:2] == ("member", "time")] == ["valid", "u", "v",
+                                                                                          "vorticity"]
+        assert np.array_equal(ds["u"][:, -1], u) and np.array_equal(ds["v"][:, -1], v)
+        assert np.array_equal(ds["vorticity"][:, -1], sim.fields()["vorticity"])
+    raw["output"]["fields"] = ["u", "speed"]
+    with pytest.raises(CaseError, match="output.fields: unknown field 'speed' .*vorticity, u, v"):
+        Simulation.from_case(raw)
+
+
+def test_a_box_shifted_by_its_origin_carries_the_same_flow():
+    """grid.origin moves the coordinates: a cylinder at the origin of a box whose first point
+    is (-4, -4) is the same flow as one at (4, 4) in a box from 0 (to round-off)."""
+    raw = channel(obstacle=CYLINDER)
+    base = Simulation.from_case(raw)
+    base.advance(20)
+    raw["grid"]["origin"] = [-4.0, -4.0]
+    raw["equation"]["obstacle"] = CYLINDER | {"center": [0.0, 0.0]}
+    shifted = Simulation.from_case(raw)
+    assert shifted.grid.x[0] == -4.0 and shifted.grid.y[-1] == pytest.approx(4.0 - 8.0 / 64)
+    shifted.advance(20)
+    assert np.abs(shifted.state - base.state).max() < 1e-9 * np.abs(base.state).max()
+    assert shifted.diagnostics()["drag_coefficient"][0] == pytest.approx(base.diagnostics()["drag_coefficient"][0],
+                                                                         rel=1e-9)

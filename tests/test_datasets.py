@@ -93,3 +93,73 @@ def test_the_command_line_writes_the_splits(tmp_path, capsys):
                                                                                             "test")]
     with netCDF4.Dataset(tmp_path / "cli" / "train.nc") as ds:
         assert ds["u"].dtype == np.float64 and ds["u"].shape == (2, 11, 200)
+
+
+CYLINDER_CASE = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "cylinder_re160.toml")
+# the Re 160 channel on a coarse grid for 30 steps, snapshots every 3 steps (11), split at t = 0.02 and 0.04
+WAKE = {"grid.shape": [32, 288], "time.dt": 0.002, "time.t_end": 0.06, "output.fields_every": 3,
+        "dataset.split_times": [0.02, 0.04], "dataset.window_shape": [8, 32], "dataset.window_spacing": [0.125, 0.125],
+        "dataset.window_start": [-0.4375, -0.4375]}
+
+
+def read_wake(path):
+    with netCDF4.Dataset(path) as ds:
+        return {name: np.asarray(ds[name][:]) for name in ("member", "time", "x", "y", "u", "v", "u_noise")}
+
+
+def test_a_time_split_holds_consecutive_times_of_the_same_trajectories_on_the_window(tmp_path):
+    paths = generate(CYLINDER_CASE, str(tmp_path / "a"), WAKE | {"dataset.trajectories": 2}, progress=False)
+    train, validation, test = (read_wake(p) for p in paths)
+    assert np.allclose(train["time"], [0.0, 0.006, 0.012, 0.018])  # t <= 0.02
+    assert np.allclose(validation["time"], [0.024, 0.03, 0.036])  # (0.02, 0.04]
+    assert np.allclose(test["time"], [0.042, 0.048, 0.054, 0.06])  # the rest
+    for split in (train, validation, test):
+        assert list(split["member"]) == [0, 1] and split["u"].shape[2:] == (8, 32)
+        assert np.allclose(split["x"], -0.4375 + 0.125 * np.arange(32)) and np.allclose(split["y"][[0, -1]],
+                                                                                         [-0.4375, 0.4375])
+    assert np.allclose(train["u"][:, 0], 1.0, atol=1e-3)  # U everywhere at t = 0 (the Gerris example's start)
+    assert not np.array_equal(test["u"][0], test["u"][1])  # perturbed starts: two trajectories
+    # bit-identical for the same seed; trajectory 0 does not depend on how many there are
+    again = [read_wake(p) for p in generate(CYLINDER_CASE, str(tmp_path / "b"), WAKE, progress=False)]
+    for one, two in zip(again, (train, validation, test)):
+        assert np.array_equal(one["u"][0], two["u"][0]) and np.array_equal(one["u_noise"][0], two["u_noise"][0])
+
+
+def test_the_window_samples_the_grid_s_own_velocity_exactly(tmp_path):
+    """A window on every other grid point reads the velocity of the same run's fields.nc."""
+    from hybridsolver import Simulation
+
+    case = {k: v for k, v in WAKE.items() if not k.startswith("dataset.")} | {"time.t_end": 0.006}
+    sim = Simulation.from_case(CYLINDER_CASE, case)
+    sim.advance(3)
+    g = sim.grid
+    window = {"dataset.window_shape": [16, 144], "dataset.window_start": [g.y[1], g.x[1]],
+              "dataset.window_spacing": [2 * g.dy, 2 * g.dx], "dataset.split_times": [0.002, 0.004]}
+    test = read_wake(generate(CYLINDER_CASE, str(tmp_path / "w"), case | window, progress=False)[2])
+    u, v = sim.equation.velocity(sim.state)
+    assert np.abs(test["u"][0, -1] - u[0, 1::2, 1::2]).max() < 1e-6  # float32 files
+    assert np.abs(test["v"][0, -1] - v[0, 1::2, 1::2]).max() < 1e-6
+
+
+@pytest.mark.parametrize("sets,key", [
+    ({"dataset.split_times": [0.05, 0.01]}, "dataset.split_times"),
+    ({"dataset.split_times": [0.02, 0.2]}, "dataset.split_times"),
+    ({"output.fields": ["u", "pressure"]}, "output.fields"),
+])
+def test_bad_time_splits_and_windows_exit_2_naming_the_key(tmp_path, capsys, sets, key):
+    code = main(["generate", CYLINDER_CASE, "--out", str(tmp_path / "x"), "--quiet",
+                 *[f"--set={k}={v}" for k, v in (WAKE | sets).items()]])
+    assert code == 2
+    assert key in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x" / "train.nc")
+
+
+@pytest.mark.parametrize("window,key", [
+    ({"dataset.window_shape": [1, 10]}, "dataset.window_start"),  # a window needs all three keys
+    ({"dataset.window_shape": [1, 10], "dataset.window_start": [0.0, 0.0], "dataset.window_spacing": [1.0, 1.0]},
+     "dataset.window_shape"),  # and a doubly periodic spectral grid, not kdv's
+])
+def test_a_window_needs_its_three_keys_and_a_doubly_periodic_spectral_grid(tmp_path, capsys, window, key):
+    code = main(["generate", CASE, "--out", str(tmp_path / "x"), "--quiet",
+                 *[f"--set={k}={v}" for k, v in (SMALL | window).items()]])
+    assert code == 2 and key in capsys.readouterr().err

@@ -12,12 +12,12 @@ def make_equation(data, members, seed):
     params, g = data["equation"], data["grid"]
     name = params["name"]
     if name == "kdv":
-        grid = PeriodicGrid1D(g["shape"], g["length"], g["dealias"])
+        grid = PeriodicGrid1D(g["shape"], g["length"], g["dealias"], g.get("origin"))
         cls = KdVSpectral if params["discretization"] == "spectral" else KdVFiniteDifference
     elif name == "burgers2d":
-        grid = BoxGrid(g["shape"], g["length"], periodic=params["boundary"] == "periodic")
+        grid = BoxGrid(g["shape"], g["length"], periodic=params["boundary"] == "periodic", origin=g.get("origin"))
         cls = Burgers2D
     else:
-        grid = Grid(g["shape"], g["length"], g["dealias"], params["filterfac"])
+        grid = Grid(g["shape"], g["length"], g["dealias"], params["filterfac"], g.get("origin"))
         cls = NavierStokes2D if name == "navier_stokes2d" else QG2Layer
     return cls(grid, params, members, seed)

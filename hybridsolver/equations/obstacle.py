@@ -99,7 +99,7 @@ def sponge_profile(grid, width):
     """The sponge's shape (ny, nx) in [0, 1]: 0 before the last ``width`` of the box in x,
     rising as sin^2 over its first half, 1 over its second half."""
     X, _ = grid.mesh()
-    s = (X - (grid.Lx - width)) / (0.5 * width)
+    s = (X - (grid.origin[1] + grid.Lx - width)) / (0.5 * width)
     return np.where(s <= 0, 0.0, np.where(s >= 1, 1.0, np.sin(0.5 * np.pi * np.clip(s, 0, 1)) ** 2))
 
 
