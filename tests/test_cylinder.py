@@ -6,6 +6,7 @@ import netCDF4
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from hybridsolver import CaseError, Simulation
 from hybridsolver.equations.obstacle import strouhal_number, wake_statistics
@@ -174,3 +175,20 @@ def test_a_box_shifted_by_its_origin_carries_the_same_flow():
     assert np.abs(shifted.state - base.state).max() < 1e-9 * np.abs(base.state).max()
     assert shifted.diagnostics()["drag_coefficient"][0] == pytest.approx(base.diagnostics()["drag_coefficient"][0],
                                                                          rel=1e-9)
+
+
+def test_a_report_on_a_wake_ensemble_scores_every_member_from_step_0(tmp_path):
+    """The drag is 0 at step 0 (no step has acted yet), not NaN: the report counts every
+    member valid throughout and draws each one's energy autocorrelation."""
+    from hybridsolver.cli import main
+
+    raw = channel(obstacle=CYLINDER, members=3) | {"initial_condition": {"type": "gaussian_random_field",
+                                                                        "sigma": 0.01}}
+    raw["output"] = {"fields_every": 10, "diagnostics_every": 5, "fields": ["u", "v"]}
+    Simulation.from_case(raw).run(str(tmp_path / "wake"), progress=False)
+    assert main(["report", str(tmp_path / "wake")]) == 0
+    with netCDF4.Dataset(tmp_path / "wake" / "diagnostics.nc") as ds:
+        assert np.all(ds["drag_coefficient"][:, 0] == 0.0) and np.all(ds["drag_coefficient"][:, 1:] > 0.5)
+    scores = xr.open_dataset(tmp_path / "wake" / "scores.nc")
+    assert scores["energy_autocorrelation"].shape[0] == 3 and np.isfinite(scores["energy_autocorrelation"]).all()
+    assert (tmp_path / "wake" / "report" / "snapshots.png").stat().st_size > 10_000

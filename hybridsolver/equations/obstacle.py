@@ -155,7 +155,7 @@ class Penalization:
         if grid.ny % 2 == 0:
             self.ky[grid.ny // 2] = 0.0
         self._dt = None
-        self.force = np.full((members, 2), np.nan)  # of the last step; NaN before the first
+        self.force = np.zeros((members, 2))  # of the last step; 0 before the first (no step has acted)
         M = members
         self._u_hat = fft.empty((M,) + grid.spectral_shape, np.complex128)
         self._v_hat = fft.empty((M,) + grid.spectral_shape, np.complex128)
@@ -187,7 +187,7 @@ class Penalization:
         _drop_nyquist(w, g)
 
     def coefficients(self):
-        """{'drag_coefficient', 'lift_coefficient'}: (M,) of the last step (NaN before it)."""
+        """{'drag_coefficient', 'lift_coefficient'}: (M,) of the last step (0 before it)."""
         scale = 2.0 / (self.velocity ** 2 * self.diameter) if self.velocity else np.nan
         return {"drag_coefficient": scale * self.force[:, 0], "lift_coefficient": scale * self.force[:, 1]}
 
