@@ -35,20 +35,31 @@ from ..fft import float_view
 
 
 @numba.njit(parallel=True, cache=True)
-def _relax(u, v, decay_u, decay_v, target_u, target_v, body_u, body_v, area, force):
-    """Relax (u, v) (M, ny, nx) in place; force[m] = sum body_c (before - after) * area."""
+def _relax(u, v, decay_u, decay_v, target_u, target_v, body_u, body_v, area, rows, force):
+    """Relax (u, v) (M, ny, nx) in place; force[m] = sum body_c (before - after) * area.
+
+    Rows run in parallel, each member's force is summed from its rows' sums (``rows``,
+    (M, ny, 2) scratch) in row order: the same bits for any thread count."""
     members, ny, nx = u.shape
-    for m in prange(members):
+    for r in prange(members * ny):
+        m, i = r // ny, r % ny
+        fx = 0.0
+        fy = 0.0
+        for j in range(nx):
+            a = target_u[i, j] + (u[m, i, j] - target_u[i, j]) * decay_u[i, j]
+            b = target_v[i, j] + (v[m, i, j] - target_v[i, j]) * decay_v[i, j]
+            fx += body_u[i, j] * (u[m, i, j] - a)
+            fy += body_v[i, j] * (v[m, i, j] - b)
+            u[m, i, j] = a
+            v[m, i, j] = b
+        rows[m, i, 0] = fx
+        rows[m, i, 1] = fy
+    for m in range(members):
         fx = 0.0
         fy = 0.0
         for i in range(ny):
-            for j in range(nx):
-                a = target_u[i, j] + (u[m, i, j] - target_u[i, j]) * decay_u[i, j]
-                b = target_v[i, j] + (v[m, i, j] - target_v[i, j]) * decay_v[i, j]
-                fx += body_u[i, j] * (u[m, i, j] - a)
-                fy += body_v[i, j] * (v[m, i, j] - b)
-                u[m, i, j] = a
-                v[m, i, j] = b
+            fx += rows[m, i, 0]
+            fy += rows[m, i, 1]
         force[m, 0] = fx * area
         force[m, 1] = fy * area
 
@@ -156,6 +167,7 @@ class Penalization:
             self.ky[grid.ny // 2] = 0.0
         self._dt = None
         self.force = np.zeros((members, 2))  # of the last step; 0 before the first (no step has acted)
+        self._row_force = np.zeros((members, grid.ny, 2))
         M = members
         self._u_hat = fft.empty((M,) + grid.spectral_shape, np.complex128)
         self._v_hat = fft.empty((M,) + grid.spectral_shape, np.complex128)
@@ -180,7 +192,7 @@ class Penalization:
         for transform in self._inverse:
             transform()
         _relax(self._u, self._v, decay_u, decay_v, self.target_u, self.target_v, self.body_u, self.body_v,
-               g.dx * g.dy / dt, self.force)
+               g.dx * g.dy / dt, self._row_force, self.force)
         for transform in self._forward:
             transform()
         _curl(float_view(self._u_hat), float_view(self._v_hat), self.kx, self.ky, 1.0, float_view(w))
