@@ -1,0 +1,75 @@
+"""The latent-SDE emulator's building blocks (plugins/latent_sde): the product-of-experts
+likelihood against the brute-force Gaussian product, the drift residual against a known
+linear SDE, and the kernel interpolation's time derivative."""
+import pytest
+import torch
+
+from hybridsolver_plugins.latent_sde.interpolation import KernelInterpolator
+from hybridsolver_plugins.latent_sde.likelihood import combine, gaussian_log_density, log_likelihood
+from hybridsolver_plugins.latent_sde.residual import drift_residual, residual_energy
+
+F64 = {"dtype": torch.float64}
+
+
+def test_the_product_of_experts_is_the_brute_force_gaussian_product():
+    g = torch.Generator().manual_seed(0)
+    n = 7
+    m, d, y = (torch.randn(n, generator=g, **F64) for _ in range(3))
+    var_zeta, var_eta = torch.rand(n, generator=g, **F64) + 0.1, torch.rand(n, generator=g, **F64) + 0.1
+    mean, var = combine(m, var_zeta, d, var_eta)
+    # brute force with full matrices: S_y = S1 + S2, mu_y = S_y^-1 (S1 m + S2 (m + d))
+    s1, s2 = torch.diag(1 / var_zeta), torch.diag(1 / var_eta)
+    cov = torch.linalg.inv(s1 + s2)
+    brute_mean = cov @ (s1 @ m + s2 @ (m + d))
+    assert torch.allclose(mean, brute_mean, rtol=0, atol=1e-12)
+    assert torch.allclose(torch.diag(var), cov, rtol=0, atol=1e-12)
+    # the normalised product p1(y) p2(y - m) / Z, Z = N(0 | d, Sigma1 + Sigma2)
+    log_product = (gaussian_log_density(y, m, var_zeta) + gaussian_log_density(y - m, d, var_eta)
+                   - gaussian_log_density(torch.zeros(n, **F64), d, var_zeta + var_eta))
+    assert log_likelihood(y, m, var_zeta, d, var_eta).item() == pytest.approx(log_product.item(), abs=1e-12)
+    brute = torch.distributions.MultivariateNormal(brute_mean, cov).log_prob(y)
+    assert log_likelihood(y, m, var_zeta, d, var_eta).item() == pytest.approx(brute.item(), abs=1e-12)
+    # n_eta = 0: the macroscale expert alone
+    assert torch.equal(combine(m, var_zeta)[0], m)
+    assert log_likelihood(y, m, var_zeta).item() == pytest.approx(gaussian_log_density(y, m, var_zeta).item())
+
+
+def test_the_residual_vanishes_on_the_marginals_of_a_linear_sde():
+    """dz = -a z dt + L dbeta: mean mu0 exp(-a t), variance Sigma0 exp(-2 a t) +
+    L^2 (1 - exp(-2 a t)) / (2 a); their time derivatives by central differences."""
+    a, diffusion_var = torch.tensor([0.7, 2.0, 0.1], **F64), torch.tensor([0.3, 1.5, 0.05], **F64)
+    mu0, var0 = torch.tensor([1.0, -2.0, 0.5], **F64), torch.tensor([0.2, 0.01, 3.0], **F64)
+
+    def mean(t):
+        return mu0 * torch.exp(-a * t)
+
+    def var(t):
+        return var0 * torch.exp(-2 * a * t) + diffusion_var * (1 - torch.exp(-2 * a * t)) / (2 * a)
+
+    t, h = 0.8, 1e-5
+    mean_dot, var_dot = (mean(t + h) - mean(t - h)) / (2 * h), (var(t + h) - var(t - h)) / (2 * h)
+    z = torch.randn(100, 3, generator=torch.Generator().manual_seed(1), **F64) * var(t).sqrt() + mean(t)
+    r = drift_residual(z, mean(t), mean_dot, var(t), var_dot, -a * z, diffusion_var)
+    assert r.abs().max() < 1e-8
+    wrong = drift_residual(z, mean(t), mean_dot, var(t), var_dot, -1.1 * a * z, diffusion_var)
+    assert torch.allclose(residual_energy(wrong, diffusion_var), ((0.1 * a * z) ** 2 / diffusion_var).sum(-1))
+
+
+def test_the_kernel_interpolation_reproduces_its_data_and_differentiates_in_time():
+    torch.manual_seed(2)
+    interpolator = KernelInterpolator(length=0.15).double()
+    with torch.no_grad():  # a warping that is not the identity
+        interpolator.warp.outer.weight.normal_(0.0, 0.1)
+    tau = torch.linspace(0.0, 1.0, 12, **F64)
+    values = torch.stack([torch.sin(3 * tau), tau ** 2], dim=-1)  # (T, 2)
+    at_knots, _ = interpolator(tau, values, tau)
+    assert torch.allclose(at_knots, values, atol=1e-4)
+    t = torch.tensor([0.13, 0.5, 0.91], requires_grad=True, **F64)
+    v, v_dot = interpolator(tau, values, t)
+    h = 1e-6
+    up, _ = interpolator(tau, values, t.detach() + h)
+    down, _ = interpolator(tau, values, t.detach() - h)
+    assert torch.allclose(v_dot, (up - down) / (2 * h), rtol=1e-6, atol=1e-7)
+    for channel in range(2):
+        grad, = torch.autograd.grad(v[:, channel].sum(), t, retain_graph=True)
+        assert torch.allclose(v_dot[:, channel], grad, rtol=1e-10, atol=1e-12)
