@@ -73,3 +73,34 @@ def test_the_kernel_interpolation_reproduces_its_data_and_differentiates_in_time
     for channel in range(2):
         grad, = torch.autograd.grad(v[:, channel].sum(), t, retain_graph=True)
         assert torch.allclose(v_dot[:, channel], grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,stride,points", [((40,), 4, 9), ((16, 24), 4, 9)])
+def test_the_scale_operators_are_torch_s_circular_convolutions_and_their_adjoint(shape, stride, points):
+    """S and T_r are torch's (strided) circular cross-correlation with the kernel and bias;
+    T_p / s^d is the adjoint of T_r without its bias; T_p T_r keeps a constant."""
+    from hybridsolver_plugins.latent_sde.operators import ScaleOperators
+
+    torch.manual_seed(3)
+    ops = ScaleOperators(shape, channels=2, stride=stride, points=points)
+    with torch.no_grad():
+        ops.kernel.add_(0.05 * torch.randn_like(ops.kernel))  # not symmetric any more
+        ops.bias.copy_(torch.tensor([0.3, -0.2], **F64))
+    y = torch.randn((3, 2) + shape, **F64)
+    half = (points - 1) // 2
+    dims = len(shape)
+    conv = torch.nn.functional.conv1d if dims == 1 else torch.nn.functional.conv2d
+    padded = torch.nn.functional.pad(y, (half,) * 2 * dims, mode="circular")
+    weight = ops.kernel.unsqueeze(1)  # (channels, 1, *kernel): depthwise
+    assert torch.allclose(ops.smooth(y), conv(padded, weight, ops.bias, groups=2), atol=1e-12)
+    assert torch.allclose(ops.restrict(y), conv(padded, weight, ops.bias, stride=stride, groups=2), atol=1e-12)
+    zeta = torch.randn((3, 2) + ops.coarse_shape, **F64)
+    lhs = ((ops.restrict(y) - ops._bias()) * zeta).sum()
+    rhs = (y * ops.prolong(zeta)).sum() / stride ** dims
+    assert lhs.item() == pytest.approx(rhs.item(), rel=1e-12)
+    if dims == 1:  # the paper's 6 s + 1 points: the initial Gaussian nearly interpolates
+        fresh = ScaleOperators(shape, channels=1, stride=stride, points=6 * stride + 1)
+        constant = torch.full((1,) + shape, 2.5, **F64)
+        assert torch.allclose(fresh.prolong(fresh.restrict(constant)), constant, rtol=0.02)
+    with pytest.raises(ValueError, match="at most the grid"):
+        ScaleOperators(shape, channels=1, stride=stride, points=2 * max(shape) + 1)
