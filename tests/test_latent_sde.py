@@ -104,3 +104,36 @@ def test_the_scale_operators_are_torch_s_circular_convolutions_and_their_adjoint
         assert torch.allclose(fresh.prolong(fresh.restrict(constant)), constant, rtol=0.02)
     with pytest.raises(ValueError, match="at most the grid"):
         ScaleOperators(shape, channels=1, stride=stride, points=2 * max(shape) + 1)
+
+
+@pytest.mark.parametrize("dims,grid,kernel,stride", [(1, (40,), 25, 2), (2, (16, 32), 9, 4)])
+def test_the_transposed_layer_is_the_adjoint_of_the_strided_circular_convolution(dims, grid, kernel, stride):
+    from hybridsolver_plugins.latent_sde.networks import CircularConv, CircularTransposedConv
+
+    torch.manual_seed(4)
+    conv = CircularConv(dims, 3, 5, kernel, stride).double()
+    deconv = CircularTransposedConv(dims, 5, 3, kernel, stride).double()
+    with torch.no_grad():
+        deconv.weight.copy_(conv.weight)
+    x = torch.randn((2, 3) + grid, **F64)
+    out = conv(x) - conv.bias.reshape((1, -1) + (1,) * dims)
+    assert out.shape == (2, 5) + tuple(n // stride for n in grid)
+    other = torch.randn_like(out)
+    back = deconv(other, bias=False)
+    assert back.shape == x.shape
+    assert (out * other).sum().item() == pytest.approx((x * back).sum().item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("grid,channels,widths,kernel,stride,flat", [
+    ((1000,), 1, (4, 16, 64), 25, 2, 8000),  # KdV: the paper's 8000 features
+    ((128, 128), 1, (16, 32, 64), 9, 4, 256),  # Burgers 2D: 256
+])
+def test_the_micro_encoder_and_decoder_have_the_paper_s_shapes(grid, channels, widths, kernel, stride, flat):
+    from hybridsolver_plugins.latent_sde.networks import MicroDecoder, MicroEncoder
+
+    encoder = MicroEncoder(grid, channels, widths, kernel, stride, n_eta=5)
+    decoder = MicroDecoder(grid, channels, widths, kernel, stride, n_eta=5)
+    assert encoder.linear.in_features == flat and decoder.linear.out_features == flat
+    y = torch.randn((3, channels) + grid)
+    eta = encoder(y)
+    assert eta.shape == (3, 5) and decoder(eta).shape == y.shape

@@ -1,0 +1,103 @@
+"""The latent-SDE model's networks (the paper's appendix G.4): the microscale encoder's
+strided convolutions and the decoder's transposed ones, with circular padding, and the
+ReLU multilayer perceptrons of the drifts.
+
+A strided convolution of kernel k, stride s and circular padding p = (k - 1) / 2 maps n
+points to n / s (s divides n); its transposed convolution maps them back to n with the
+same circular wrap: the zero-upsampled input u (u_{s i} = x_i) correlated with the
+flipped kernel, so that the transposed layer is the exact adjoint of the strided one.
+Tensors are (batch, channels, *grid), 1D or 2D.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CONV = {1: F.conv1d, 2: F.conv2d}
+
+
+def _circular(x, left, right, dims):
+    return F.pad(x, (left, right) * dims, mode="circular")
+
+
+class CircularConv(nn.Module):
+    """A strided convolution with circular padding, ``dims`` 1 or 2, odd ``kernel``."""
+
+    def __init__(self, dims, channels_in, channels_out, kernel, stride):
+        super().__init__()
+        self.dims, self.stride, self.half = dims, stride, (kernel - 1) // 2
+        layer = (nn.Conv1d if dims == 1 else nn.Conv2d)(channels_in, channels_out, kernel, stride)
+        self.weight, self.bias = layer.weight, layer.bias
+
+    def forward(self, x):
+        return CONV[self.dims](_circular(x, self.half, self.half, self.dims), self.weight, self.bias,
+                               stride=self.stride)
+
+
+class CircularTransposedConv(nn.Module):
+    """The transposed (adjoint) layer of a :class:`CircularConv` shape: n / s points to n."""
+
+    def __init__(self, dims, channels_in, channels_out, kernel, stride):
+        super().__init__()
+        self.dims, self.stride, self.half = dims, stride, (kernel - 1) // 2
+        layer = (nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d)(channels_in, channels_out, kernel, stride)
+        self.weight, self.bias = layer.weight, layer.bias  # (in, out, *kernel), as torch's transposed layers
+
+    def forward(self, x, bias=True):
+        s, d = self.stride, self.dims
+        up = x.new_zeros(x.shape[:2] + tuple(n * s for n in x.shape[2:]))
+        if d == 1:
+            up[..., ::s] = x
+        else:
+            up[..., ::s, ::s] = x
+        flipped = torch.flip(self.weight, dims=tuple(range(2, 2 + d))).transpose(0, 1)
+        k = self.weight.shape[-1]
+        return CONV[d](_circular(up, k - 1 - self.half, self.half, d), flipped, self.bias if bias else None)
+
+
+def mlp(sizes, final_activation=False):
+    """Linear layers of ``sizes`` (in, hidden..., out) with ReLU between them."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MicroEncoder(nn.Module):
+    """E: the microscale residual y - S y (batch, channels, *grid) to eta's mean (batch, n_eta):
+    strided circular convolutions of ``widths`` (ReLU between), then one linear layer."""
+
+    def __init__(self, grid, channels, widths, kernel, stride, n_eta):
+        super().__init__()
+        dims = len(grid)
+        sizes = [channels] + list(widths)
+        self.convs = nn.ModuleList(CircularConv(dims, a, b, kernel, stride) for a, b in zip(sizes[:-1], sizes[1:]))
+        coarse = [n // stride ** len(widths) for n in grid]
+        self.linear = nn.Linear(widths[-1] * int(torch.tensor(coarse).prod()), n_eta)
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return self.linear(x.flatten(1))
+
+
+class MicroDecoder(nn.Module):
+    """D: eta (batch, n_eta) to the microscale field (batch, channels, *grid), the mirror of
+    :class:`MicroEncoder`: a linear layer, then transposed convolutions (ReLU between)."""
+
+    def __init__(self, grid, channels, widths, kernel, stride, n_eta):
+        super().__init__()
+        dims = len(grid)
+        self.coarse = tuple(n // stride ** len(widths) for n in grid)
+        self.width = widths[-1]
+        self.linear = nn.Linear(n_eta, self.width * int(torch.tensor(self.coarse).prod()))
+        sizes = list(reversed(widths)) + [channels]
+        self.deconvs = nn.ModuleList(CircularTransposedConv(dims, a, b, kernel, stride)
+                                     for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, eta):
+        x = self.linear(eta).reshape((eta.shape[0], self.width) + self.coarse)
+        for i, deconv in enumerate(self.deconvs):
+            x = deconv(F.relu(x) if i else x)
+        return x
