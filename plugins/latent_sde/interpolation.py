@@ -1,5 +1,5 @@
 """Deep kernel interpolation in time (Course & Nair's amortised SVI, as the latent-SDE
-paper uses it): the encoder's means and log-variances at the snapshot times of a segment
+paper uses it): the encoder's means at the snapshot times of a segment
 become smooth functions of time with time derivatives, so the drift residual can be
 evaluated at any time of the segment.
 

@@ -4,8 +4,8 @@ ReLU multilayer perceptrons of the drifts.
 
 A strided convolution of kernel k, stride s and circular padding p = (k - 1) / 2 maps n
 points to n / s (s divides n); its transposed convolution maps them back to n with the
-same circular wrap: the zero-upsampled input u (u_{s i} = x_i) correlated with the
-flipped kernel, so that the transposed layer is the exact adjoint of the strided one.
+same circular wrap (torch's transposed convolution, its overhang folded back onto the
+periodic grid), so that the transposed layer is the exact adjoint of the strided one.
 Tensors are (batch, channels, *grid), 1D or 2D.
 """
 import torch
@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 CONV = {1: F.conv1d, 2: F.conv2d}
+TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
 
 
 def _circular(x, left, right, dims):
@@ -43,15 +44,15 @@ class CircularTransposedConv(nn.Module):
         self.weight, self.bias = layer.weight, layer.bias  # (in, out, *kernel), as torch's transposed layers
 
     def forward(self, x, bias=True):
-        s, d = self.stride, self.dims
-        up = x.new_zeros(x.shape[:2] + tuple(n * s for n in x.shape[2:]))
-        if d == 1:
-            up[..., ::s] = x
-        else:
-            up[..., ::s, ::s] = x
-        flipped = torch.flip(self.weight, dims=tuple(range(2, 2 + d))).transpose(0, 1)
-        k = self.weight.shape[-1]
-        return CONV[d](_circular(up, k - 1 - self.half, self.half, d), flipped, self.bias if bias else None)
+        s, d, p = self.stride, self.dims, self.half
+        full = TRANSPOSED[d](x, self.weight, None, stride=s)  # (n - 1) s + k points per axis, no wrap
+        for axis in range(2, 2 + d):  # fold the overhang back onto the periodic n s points
+            n = x.shape[axis] * s
+            length = full.shape[axis]
+            full = F.pad(full, [0, 0] * (full.dim() - axis - 1) + [0, -length % n])
+            shape = full.shape[:axis] + (full.shape[axis] // n, n) + full.shape[axis + 1:]
+            full = torch.roll(full.reshape(shape).sum(axis), -p, dims=axis)
+        return full + self.bias.reshape((1, -1) + (1,) * d) if bias else full
 
 
 def mlp(sizes, final_activation=False):

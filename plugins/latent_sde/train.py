@@ -1,0 +1,170 @@
+"""Train the multiscale latent-SDE models of one problem hierarchically: the implicit-scale
+model (n_eta = 0), then n_eta = 1, 2, ... each started from the one before.
+
+    python -m plugins.latent_sde.train --problem kdv --data data/kdv [--out runs/latent_sde/kdv]
+        [--max-eta 5] [--steps 16000] [--segment 128] [--seed 0] [--threads 2]
+
+Data are the train split of ``hybridsolver generate`` (``DATA/train.nc``; observations
+= clean field + its noise).  Each step takes one segment of ``--segment`` consecutive
+snapshots of a trajectory, its start and the trajectory drawn from a generator seeded
+from ``--seed`` and the stage, and maximises the segment's ELBO
+(:meth:`model.LatentSDE.elbo`) with Adam: n_eta = 0 at lr 1e-3, later stages at 1e-4,
+each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
+the first 5000 steps of a stage.  A stage's new parameters (the wider latent's rows,
+the new networks) get Xavier-normal weights and zero biases; the rest start from the
+previous stage.
+
+The run folder gets ``checkpoint.pt`` every 200 steps and at the end of each stage (a
+rerun of the same command continues from it), ``log.jsonl`` (every 200 steps: the stage,
+step, ELBO and its terms, seconds) and ``eta<N>.pt`` per finished stage (the model's
+configuration and weights).
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import netCDF4
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hybridsolver.case import CaseError
+
+from .model import BURGERS, KDV, Config, LatentSDE
+
+PROBLEMS = {"kdv": KDV, "burgers2d": BURGERS}
+DECAY_EVERY, DECAY, WARMUP, LOG_EVERY = 2000, 0.9, 5000, 200
+
+
+def load_observations(folder, split="train"):
+    """``(y (trajectories, T, C, *grid) float64, t (T,))`` of a generate split file."""
+    path = os.path.join(folder, f"{split}.nc")
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        rows = int(ds.complete)
+        names = [v for v in ds.variables if ds[v].dimensions[:2] == ("member", "time") and not v.endswith("_noise")
+                 and v not in ("valid",)]
+        fields = [np.asarray(ds[n][:rows], np.float64) + np.asarray(ds[f"{n}_noise"][:rows], np.float64) for n in names]
+        t = np.asarray(ds["time"][:], np.float64)
+    return torch.from_numpy(np.stack(fields, axis=2)), torch.from_numpy(t)
+
+
+def grow(model, previous):
+    """Start ``model``'s parameters from ``previous`` (a state dict of a smaller n_eta): equal
+    shapes are copied, larger ones keep the old block in their leading slice; the rest get
+    Xavier-normal weights (zero biases)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                torch.nn.init.xavier_normal_(p)
+            elif name.endswith("bias"):
+                p.zero_()
+            old = previous.get(name)
+            if old is None or old.dim() != p.dim():
+                continue
+            block = tuple(slice(0, min(a, b)) for a, b in zip(old.shape, p.shape))
+            p[block] = old[block]
+
+
+def stage_config(problem, n_eta):
+    return dataclasses.replace(PROBLEMS[problem], n_eta=n_eta)
+
+
+def save(path, record):
+    torch.save(record, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+
+
+def load_stage(path):
+    """(model in eval mode, record) of an ``eta<N>.pt``."""
+    record = torch.load(path, map_location="cpu", weights_only=False)
+    model = LatentSDE(Config(**record["config"]), dtype=torch.float32)
+    model.load_state_dict(record["state"])
+    return model.eval(), record
+
+
+def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progress=True):
+    """Train (or continue) every stage n_eta = 0 .. max_eta into ``out``; returns the path of
+    the last stage's ``eta<max_eta>.pt``."""
+    y, t = (a.float() for a in load_observations(data))
+    if y.shape[1] < segment:
+        raise CaseError(f"--segment: {segment} snapshots, the trajectories hold {y.shape[1]}")
+    os.makedirs(out, exist_ok=True)
+    checkpoint_path = os.path.join(out, "checkpoint.pt")
+    args = [problem, os.path.abspath(data), max_eta, steps, segment, seed]
+    state = torch.load(checkpoint_path, weights_only=False) if os.path.exists(checkpoint_path) else None
+    if state is not None and state["args"] != args:
+        raise CaseError(f"{checkpoint_path}: made with other arguments {state['args']}; use another --out")
+    first_stage = state["stage"] if state else 0
+    for n_eta in range(first_stage, max_eta + 1):
+        model = LatentSDE(stage_config(problem, n_eta), dtype=torch.float32)
+        lr = 1e-3 if n_eta == 0 else 1e-4
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed * 1000 + n_eta)
+        step = 0
+        if state is not None and state["stage"] == n_eta and "model" in state:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            step = state["step"]
+        elif n_eta > 0:
+            grow(model, torch.load(os.path.join(out, f"eta{n_eta - 1}.pt"), weights_only=False)["state"])
+        started = time.monotonic()
+        with tqdm(total=steps, initial=step, disable=not progress, desc=f"n_eta={n_eta}", dynamic_ncols=True) as bar:
+            while step < steps:
+                k = int(torch.randint(y.shape[0], (1,), generator=generator))
+                lo = int(torch.randint(y.shape[1] - segment + 1, (1,), generator=generator))
+                weight = min(1.0, step / WARMUP)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * DECAY ** (step // DECAY_EVERY)
+                elbo, log_likelihood, residual = model.elbo(y[k, lo:lo + segment], t[lo:lo + segment], generator,
+                                                            residual_weight=weight)
+                optimizer.zero_grad()
+                (-elbo).backward()
+                optimizer.step()
+                step += 1
+                bar.update(1)
+                if step % LOG_EVERY == 0 or step == steps:
+                    with open(os.path.join(out, "log.jsonl"), "a") as log:
+                        log.write(json.dumps({"n_eta": n_eta, "step": step, "elbo": elbo.item(),
+                                              "log_likelihood": log_likelihood.item(), "residual": residual.item(),
+                                              "seconds": time.monotonic() - started}) + "\n")
+                    save(checkpoint_path, {"args": args, "stage": n_eta, "step": step, "model": model.state_dict(),
+                                           "optimizer": optimizer.state_dict(), "generator": generator.get_state()})
+        save(os.path.join(out, f"eta{n_eta}.pt"), {"config": dataclasses.asdict(model.config),
+                                                   "state": model.state_dict(), "args": args})
+        state = {"args": args, "stage": n_eta + 1}
+        save(checkpoint_path, state)
+    return os.path.join(out, f"eta{max_eta}.pt")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), required=True)
+    parser.add_argument("--data", required=True, help="a hybridsolver generate folder (its train.nc)")
+    parser.add_argument("--out", help="run folder (default runs/latent_sde/PROBLEM)")
+    parser.add_argument("--max-eta", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=16000, help="optimizer steps per stage")
+    parser.add_argument("--segment", type=int, default=128, help="snapshots per segment")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        path = train(args.problem, args.data, args.out or os.path.join("runs", "latent_sde", args.problem),
+                     args.max_eta, args.steps, args.segment, args.seed, progress=not args.quiet)
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
