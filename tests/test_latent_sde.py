@@ -162,3 +162,41 @@ def test_the_elbo_of_a_small_model_rises_under_adam(n_eta):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     last = model.elbo(y, t, generator=torch.Generator().manual_seed(1))[0].item()
     assert last > first + 0.5
+
+
+def _kdv_like_file(folder, trajectories=2, times=24):
+    """A train.nc in generate's layout: u and u_noise (member, time, x) on KdV's 1000 points."""
+    import netCDF4
+    import numpy as np
+
+    folder.mkdir()
+    x = np.linspace(0.0, 10.0, 1000, endpoint=False)
+    t = np.arange(times) * 1e-3
+    with netCDF4.Dataset(folder / "train.nc", "w") as ds:
+        ds.createDimension("member", trajectories)
+        ds.createDimension("time", times)
+        ds.createDimension("x", 1000)
+        ds.createVariable("time", "f8", ("time",))[:] = t
+        u = np.cos(np.pi * (x[None, None] - t[None, :, None] * (1 + np.arange(trajectories))[:, None, None]))
+        ds.createVariable("u", "f4", ("member", "time", "x"))[:] = u
+        ds.createVariable("u_noise", "f4", ("member", "time", "x"))[:] = 0.01 * np.sin(7 * x)[None, None]
+        ds.complete = trajectories
+
+
+def test_training_is_reproducible_resumes_a_finished_run_and_refuses_other_arguments(tmp_path, capsys):
+    from hybridsolver_plugins.latent_sde.train import load_stage, main
+
+    _kdv_like_file(tmp_path / "data")
+    args = ["--problem", "kdv", "--data", str(tmp_path / "data"), "--max-eta", "1", "--segment", "16", "--quiet",
+            "--steps", "3"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    a, b = load_stage(tmp_path / "a" / "eta1.pt")[0], load_stage(tmp_path / "b" / "eta1.pt")[0]
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.config.n_eta == 1
+    log = (tmp_path / "a" / "log.jsonl").read_text()
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0  # finished: nothing more is trained
+    assert (tmp_path / "a" / "log.jsonl").read_text() == log
+    capsys.readouterr()
+    assert main(args[:-1] + ["4", "--out", str(tmp_path / "a")]) == 2
+    assert "checkpoint.pt: made with other arguments" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from ``--seed`` and the stage, and maximises the segment's ELBO
 (:meth:`model.LatentSDE.elbo`) with Adam: n_eta = 0 at lr 1e-3, later stages at 1e-4,
 each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
 the first 5000 steps of a stage.  A stage's new parameters (the wider latent's rows,
-the new networks) get Xavier-normal weights and zero biases; the rest start from the
-previous stage.
+the new networks) get Xavier-normal weights and zero biases, drawn from torch's generator
+seeded from ``--seed`` and the stage; the rest start from the previous stage.
 
 The run folder gets ``checkpoint.pt`` every 200 steps and at the end of each stage (a
 rerun of the same command continues from it), ``log.jsonl`` (every 200 steps: the stage,
@@ -102,6 +102,7 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
         raise CaseError(f"{checkpoint_path}: made with other arguments {state['args']}; use another --out")
     first_stage = state["stage"] if state else 0
     for n_eta in range(first_stage, max_eta + 1):
+        torch.manual_seed(seed * 1000 + n_eta)  # the initial and the new (grown) weights
         model = LatentSDE(stage_config(problem, n_eta), dtype=torch.float32)
         lr = 1e-3 if n_eta == 0 else 1e-4
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
