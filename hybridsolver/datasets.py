@@ -149,13 +149,13 @@ def _complete(path):
         return int(ds.complete)
 
 
-def _run_batch(targets, case, members, row, steps, noise_std, bar):
+def _run_batch(targets, case, members, row, steps, noise_std, window, bar):
     """Step ``members`` together and write their snapshots and noise, from row ``row``,
-    into the files of ``targets`` ({path: indices of ``steps`` the file holds})."""
+    into the files of ``targets`` ({path: indices of ``steps`` the file holds}), sampled at
+    ``window``'s points (None: the grid's)."""
     from .simulation import Simulation  # numba kernels load only for real work
 
     sim = Simulation.from_case(case.data, {"ensemble.first_member": members[0], "ensemble.members": len(members)})
-    window = make_window(case, sim.grid)
     files = {path: netCDF4.Dataset(path, "a") for path in targets}
     try:
         rows = slice(row, row + len(members))
@@ -221,5 +221,5 @@ def generate(case_path, out, overrides=None, counts=None, batch=64, dtype="float
             bar.update(done * len(steps))
             for lo in range(done, len(members), batch):
                 _run_batch({paths[s]: plan[s][1] for s in group}, case, members[lo:lo + batch], lo, steps,
-                           noise_std, bar)
+                           noise_std, window, bar)
     return [paths[s] for s in SPLITS]

@@ -11,6 +11,11 @@ import numpy as np
 DEALIAS_CHOICES = ("2/3", "exponential", "none")
 
 
+def _origin(origin, dims):
+    """The first point's coordinates as a tuple of ``dims`` floats (0 where ``origin`` is None)."""
+    return tuple(float(v) for v in origin) if origin is not None else (0.0,) * dims
+
+
 class Grid:
     """A periodic rectangle of ``shape = (ny, nx)`` points and ``length = (Ly, Lx)``, its
     first point at ``origin = (y_0, x_0)``."""
@@ -18,7 +23,7 @@ class Grid:
     def __init__(self, shape, length, dealias="2/3", filterfac=23.6, origin=None):
         self.shape = tuple(int(n) for n in shape)
         self.length = tuple(float(v) for v in length)
-        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0, 0.0)
+        self.origin = _origin(origin, 2)
         self.ny, self.nx = self.shape
         self.Ly, self.Lx = self.length
         self.dy, self.dx = self.Ly / self.ny, self.Lx / self.nx
@@ -148,7 +153,7 @@ class PeriodicGrid1D:
     def __init__(self, shape, length, dealias="2/3", origin=None):
         (self.n,) = self.shape = tuple(int(v) for v in shape)
         (self.L,) = self.length = tuple(float(v) for v in length)
-        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0,)
+        self.origin = _origin(origin, 1)
         self.nx, self.Lx = self.n, self.L
         self.dx = self.L / self.n
         self.size = self.n
@@ -191,7 +196,7 @@ class BoxGrid:
     def __init__(self, shape, length, periodic=False, origin=None):
         self.shape = tuple(int(v) for v in shape)
         self.length = tuple(float(v) for v in length)
-        self.origin = tuple(float(v) for v in origin) if origin is not None else (0.0, 0.0)
+        self.origin = _origin(origin, 2)
         self.ny, self.nx = self.shape
         self.Ly, self.Lx = self.length
         self.periodic = bool(periodic)
