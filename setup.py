@@ -34,6 +34,8 @@ setup(
         + [f"{name} = hybridsolver_plugins.qg_classic.registry:{name}"
            for name in ("qg_smagorinsky", "qg_zanna_bolton2020", "qg_backscatter_eddy", "qg_backscatter_jet")]
         + [f"{name} = hybridsolver_plugins.reference.registry:{name}"
-           for name in ("linear_decay", "stochastic_relaxation", "band_refiner")],
+           for name in ("linear_decay", "stochastic_relaxation", "band_refiner")]
+        + [f"{name} = hybridsolver_plugins.latent_sde.registry:{name}"
+           for name in ("latent_sde_kdv", "latent_sde_kdv_eta0")],
     },
 )

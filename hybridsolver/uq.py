@@ -14,6 +14,8 @@ member axis removed, so callers average over space, time or cases as they need.
   the root mean ensemble variance: 1 in expectation for an ensemble whose members and
   truth are exchangeable (the factor corrects the finite-ensemble mean's own error);
 - :func:`rank_histogram`: counts of the truth's rank among the members (M + 1 bins);
+- :func:`coverage`: whether the truth lies inside the members' central predictive
+  interval (95% by default), per point;
 - :func:`spectral_band`: ensemble mean and quantile band of spectra (M, nk);
 - :func:`autocorrelation`: temporal autocorrelation of series (..., time) by lag;
 - :func:`wasserstein1`: 1-D Wasserstein distance of the empirical distributions of two
@@ -70,6 +72,15 @@ def rank_histogram(ensemble, truth):
     ensemble = np.asarray(ensemble)
     ranks = np.sum(ensemble < truth, axis=0)
     return np.bincount(np.ravel(ranks), minlength=ensemble.shape[0] + 1)
+
+
+def coverage(ensemble, truth, level=0.95):
+    """1.0 where ``truth`` (...) lies inside the central ``level`` interval of the members
+    (M, ...), the quantiles (1 - level)/2 and (1 + level)/2 (linear interpolation), else
+    0.0: (...); its mean is the fraction of points covered (``level`` for a calibrated
+    ensemble)."""
+    low, high = quantiles(ensemble, (0.5 * (1 - level), 0.5 * (1 + level)))
+    return ((truth >= low) & (truth <= high)).astype(np.float64)
 
 
 def spectral_band(spectra, q=(0.05, 0.95)):

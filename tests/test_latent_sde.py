@@ -1,6 +1,13 @@
 """The latent-SDE emulator's building blocks (plugins/latent_sde): the product-of-experts
 likelihood against the brute-force Gaussian product, the drift residual against a known
-linear SDE, and the kernel interpolation's time derivative."""
+linear SDE, the kernel interpolation's time derivative, the scale operators and networks,
+training, and the exported emulator (Euler-Maruyama from the encoder; a member's bits in
+any ensemble, batch and across a kill and resume)."""
+import dataclasses
+import os
+import signal
+
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +207,98 @@ def test_training_is_reproducible_resumes_a_finished_run_and_refuses_other_argum
     capsys.readouterr()
     assert main(args[:-1] + ["4", "--out", str(tmp_path / "a")]) == 2
     assert "checkpoint.pt: made with other arguments" in capsys.readouterr().err
+
+
+# ---- the emulator: the exported stateful replace plugin ------------------------------------
+
+def _tiny_model(seed=3):
+    """A small trained-shape model (64 points, stride 8, n_eta = 2) in float32 eval mode."""
+    from hybridsolver_plugins.latent_sde.model import Config, LatentSDE
+
+    torch.manual_seed(seed)
+    config = Config(grid=(64,), channels=1, stride=8, kernel=17, n_eta=2, micro_widths=(2, 4), micro_kernel=5,
+                    macro_hidden=(8,), micro_hidden=(8,))
+    model = LatentSDE(config, dtype=torch.float32)
+    with torch.no_grad():
+        model.raw_diffusion.fill_(0.5)
+    return model.eval()
+
+
+def test_the_emulator_steps_euler_maruyama_from_the_encoder_and_returns_mu_y():
+    """Two calls of the scripted emulator against the model's own encode, drift and decode:
+    z0 = mu_z(x) + sqrt(Sigma_z) xi_0, then per substep z += gamma(z, t) h + L sqrt(h) xi_s,
+    the field mu_y(z); the second call continues from the returned state."""
+    from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
+
+    model = _tiny_model()
+    emulator = torch.jit.script(LatentSDEEmulator(model))
+    n_z = model.config.n_zeta + model.config.n_eta
+    x = torch.sin(torch.linspace(0, 2 * torch.pi, 65, **F64)[:-1]).reshape(1, 1, 64).expand(3, 1, 64)
+    g = torch.Generator().manual_seed(0)
+    noises = [[torch.randn(3, n_z, generator=g, **F64), torch.randn(3, 2, n_z, generator=g, **F64)] for _ in range(2)]
+    options = {"substeps": 2.0, "every": 1.0, "dt": 0.01, "time": 0.3}
+    out, state = emulator(x, noises[0], options | {"first": 1.0}, [torch.zeros(3, n_z)])
+    out, state = emulator(out, noises[1], options | {"first": 0.0, "time": 0.31}, state)
+    with torch.no_grad():
+        z = model.encode(x.float()) + torch.exp(0.5 * model.log_var_z) * noises[0][0].float()
+        L = torch.nn.functional.softplus(model.raw_diffusion)
+        for call, t0 in ((0, 0.3), (1, 0.31)):
+            for s in range(2):
+                t = torch.full((3,), t0 + s * 0.005)
+                z = z + model.drift(z, t) * 0.005 + L * 0.005 ** 0.5 * noises[call][1][:, s].float()
+        expected = model.decode(z)[0].double()
+    assert torch.allclose(state[0], z, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert out.dtype == torch.float64 and not torch.equal(out[0], out[1])  # members get their own noise
+
+
+def _kdv_emulator_case(tmp_path, members, max_batch=None, first_member=0, steps=6):
+    """A 64-point KdV case whose members the tiny model's exported emulator steps."""
+    from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
+    from hybridsolver_plugins.latent_sde.export import manifest
+
+    from hybridsolver.plugin import export
+
+    path = str(tmp_path / "emulator.pt")
+    if not os.path.exists(path):
+        model = _tiny_model()
+        record = {"config": dataclasses.asdict(model.config), "args": ["kdv", "data", 2, 3, 16, 0]}
+        case = {"equation": {"name": "kdv"}, "grid": {"shape": [64], "length": [10.0]}}
+        export(LatentSDEEmulator(model), manifest("kdv", record, case, {}, {}), path)
+    entry = {"path": path, "every": 1} | ({"max_batch": max_batch} if max_batch else {})
+    return {"equation": {"name": "kdv", "viscosity": 0.02, "discretization": "finite_difference"},
+            "grid": {"shape": [64], "length": [10.0]},
+            "initial_condition": {"type": "random_packet", "amplitude": [2.0, 0.01], "width": [1.0, 0.01],
+                                  "center": [7.5], "wavenumber": 3.141592653589793},
+            "time": {"scheme": "rk4", "dt": 1e-3, "steps": steps},
+            "ensemble": {"members": members, "seed": 0, "first_member": first_member}, "plugins": [entry],
+            "output": {"fields_every": 2, "diagnostics_every": 2, "checkpoint_every": 2}}
+
+
+def test_an_emulator_member_has_the_same_bits_in_any_ensemble_batch_and_across_a_resume(tmp_path):
+    from hybridsolver import Simulation
+
+    runs = {}
+    for members, max_batch, first in [(5, 1, 0), (5, 2, 0), (5, None, 0), (1, None, 3)]:
+        sim = Simulation.from_case(_kdv_emulator_case(tmp_path, members, max_batch, first))
+        sim.advance(6)
+        runs[(members, max_batch)] = (sim.state[3 - first].copy(), sim.hooks[0].member_state[0][3 - first].clone())
+        if members == 5:
+            assert not np.array_equal(sim.state[0], sim.state[1])
+    (state, z), *others = runs.values()
+    assert all(np.array_equal(s, state) and torch.equal(y, z) for s, y in others)
+    # killed at step 5 (checkpoint at 4) and resumed: the same files as a run in one go
+    import tomli_w
+    from run_files import assert_same_run_files
+    from test_emulators import _run_until_signal
+
+    from hybridsolver.cli import main
+
+    case = tmp_path / "case.toml"
+    case.write_text(tomli_w.dumps(_kdv_emulator_case(tmp_path, 3, steps=8)))
+    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+    assert main(["run", str(case), "--out", whole, "--quiet"]) == 0
+    code, err = _run_until_signal(str(case), killed, 5, signal.SIGKILL)
+    assert code == -signal.SIGKILL, err
+    assert main(["run", str(case), "--resume", "--out", killed, "--quiet"]) == 0
+    assert_same_run_files(killed, whole)

@@ -69,6 +69,8 @@ def test_scores_equal_uq_by_hand(runs, tmp_path, monkeypatch):
     expected = {"rmse": np.sqrt(np.mean((members.mean(axis=0) - truth) ** 2)),
                 "spread": np.sqrt(np.mean(np.var(members, axis=0, ddof=1))),
                 "spread_skill": uq.spread_skill(members, truth), "crps": np.mean(uq.crps(members, truth)),
+                "coverage95": np.mean((truth >= np.quantile(members, 0.025, axis=0))
+                                      & (truth <= np.quantile(members, 0.975, axis=0))),
                 "wasserstein1": uq.wasserstein1(members, ref[:, j])}
     for name, value in expected.items():
         assert scores[name].sel(time=0.03, method="nearest").item() == pytest.approx(value, rel=1e-12, abs=0), name

@@ -31,7 +31,7 @@ def _summary_rows(summary):
 def score_rows(data):
     """``[(score, value at the last common time, mean over the common times after the first)]``."""
     rows = []
-    for name in ("spread_skill", "rmse", "spread", "crps", "wasserstein1", "spectral_rmse"):
+    for name in ("spread_skill", "rmse", "spread", "crps", "coverage95", "wasserstein1", "spectral_rmse"):
         if name in data:
             values = data[name].values
             rows.append((name, values[-1], np.nanmean(values[1:]) if np.isfinite(values[1:]).any() else np.nan))

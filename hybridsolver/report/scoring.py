@@ -37,12 +37,14 @@ def no_spread(ensemble):
 def field_scores(ensemble, truth, reference_members):
     """Scores of ``ensemble`` (M, ...) against ``truth`` (...) at one time, means over all
     points: ``rmse`` of the ensemble mean, ``spread``, ``spread_skill`` (NaN for members
-    identical up to round-off, :func:`no_spread`), fair ``crps`` and ``wasserstein1``
-    between the values of the members and those of ``reference_members`` (R, ...)."""
+    identical up to round-off, :func:`no_spread`), fair ``crps``, ``coverage95`` (the
+    fraction of points whose truth lies in the members' central 95% interval) and
+    ``wasserstein1`` between the values of the members and those of ``reference_members`` (R, ...)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.nan if no_spread(ensemble) else float(uq.spread_skill(ensemble, truth))
     return {"rmse": float(np.sqrt(np.mean((uq.ensemble_mean(ensemble) - truth) ** 2))),
             "spread": spread(ensemble), "spread_skill": ratio, "crps": float(np.mean(uq.crps(ensemble, truth))),
+            "coverage95": float(np.mean(uq.coverage(ensemble, truth))),
             "wasserstein1": uq.wasserstein1(ensemble, reference_members)}
 
 
@@ -89,7 +91,7 @@ def _truth_scores(fields, reference):
         raise CaseError(f"{ref.path}: no time in common with the run's fields (the reference holds t = "
                         f"{ref.time[0]:.6g} to {ref.time[-1]:.6g}, the run t = {fields.time[0]:.6g} to "
                         f"{fields.time[-1]:.6g})")
-    names = ("rmse", "spread", "spread_skill", "crps", "wasserstein1")
+    names = ("rmse", "spread", "spread_skill", "crps", "coverage95", "wasserstein1")
     series = {n: np.full(ia.size, np.nan) for n in names}
     counts = np.zeros(len(fields.members) + 1, dtype=np.int64)
     ranked = 0
@@ -262,8 +264,9 @@ def scores(fields, diagnostics=None, reference=None, sigmas=5.0, diagnostic="ene
     :class:`Reference` or None.  Along ``time`` (the times of the run's fields that the
     reference also holds; all of them without a reference): ``members`` (members valid)
     and ``spread``, and with a reference ``rmse`` (ensemble mean vs the truth member),
-    ``spread_skill``, ``crps`` (fair, mean over points) and ``wasserstein1`` (field values
-    of the members vs those of all reference members); ``rank_histogram (rank)`` (the
+    ``spread_skill``, ``crps`` (fair, mean over points), ``coverage95`` (fraction of points
+    inside the members' central 95% interval) and ``wasserstein1`` (field values of the
+    members vs those of all reference members); ``rank_histogram (rank)`` (the
     truth's rank among the members, over the common times after the first at which every
     member is valid and the spread is not zero, :func:`no_spread`); ``spectral_rmse (spectrum_time)`` where
     both have ``energy_spectrum``; ``energy_autocorrelation (member, lag)`` and
@@ -301,10 +304,12 @@ def scores(fields, diagnostics=None, reference=None, sigmas=5.0, diagnostic="ene
     out["members"] = ("time", fields.valid[:, ia].sum(axis=0), {"long_name": "members valid"})
     long_names = {"rmse": "RMSE of the ensemble mean against the truth", "spread": "root mean ensemble variance",
                   "spread_skill": "spread-skill ratio sqrt((M+1)/M) spread / rmse",
-                  "crps": "fair CRPS, mean over points", "wasserstein1": "Wasserstein-1 distance of field values"}
+                  "crps": "fair CRPS, mean over points",
+                  "coverage95": "fraction of points whose truth lies in the members' central 95% interval",
+                  "wasserstein1": "Wasserstein-1 distance of field values"}
     for name, values in series.items():
         out[name] = ("time", values, {"long_name": long_names[name],
-                                      "units": "1" if name == "spread_skill" else units})
+                                      "units": "1" if name in ("spread_skill", "coverage95") else units})
     spectral = spectral_scores(diagnostics, reference.diagnostics if reference else None)
     if spectral is not None:
         out.coords["spectrum_time"] = ("spectrum_time", spectral[0], {"units": "model time units"})

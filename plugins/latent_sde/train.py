@@ -10,7 +10,9 @@ snapshots of a trajectory, its start and the trajectory drawn from a generator s
 from ``--seed`` and the stage, and maximises the segment's ELBO
 (:meth:`model.LatentSDE.elbo`) with Adam: n_eta = 0 at lr 1e-3, later stages at 1e-4,
 each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
-the first 5000 steps of a stage.  A stage's new parameters (the wider latent's rows,
+the first 5000 steps of a stage, and the gradient's norm clipped at ``CLIP_NORM`` (100; the
+norms run at 5-80, a rare segment's spike of the residual, 1e4 times its usual size,
+otherwise drove the implicit-scale model into the collapsed state zeta = 0).  A stage's new parameters (the wider latent's rows,
 the new networks) get Xavier-normal weights and zero biases, drawn from torch's generator
 seeded from ``--seed`` and the stage; the rest start from the previous stage.
 
@@ -36,7 +38,7 @@ from hybridsolver.case import CaseError
 from .model import BURGERS, KDV, Config, LatentSDE
 
 PROBLEMS = {"kdv": KDV, "burgers2d": BURGERS}
-DECAY_EVERY, DECAY, WARMUP, LOG_EVERY = 2000, 0.9, 5000, 200
+DECAY_EVERY, DECAY, WARMUP, LOG_EVERY, CLIP_NORM = 2000, 0.9, 5000, 200, 100.0
 
 
 def load_observations(folder, split="train"):
@@ -127,6 +129,7 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
                                                             residual_weight=weight)
                 optimizer.zero_grad()
                 (-elbo).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
                 optimizer.step()
                 step += 1
                 bar.update(1)

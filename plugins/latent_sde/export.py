@@ -1,0 +1,126 @@
+"""Export trained latent-SDE stages as stateful stochastic emulators (``replace`` artifacts).
+
+    python -m plugins.latent_sde.export --problem kdv --run runs/latent_sde/kdv --data data/kdv
+        [--stages 0 5] [--out plugins/latent_sde/artifacts]
+
+writes ``<problem>_eta<N>.pt`` for each stage N (:class:`~.emulator.LatentSDEEmulator`:
+physical field in and out, float64; the latent z as the plugin's state; the host's
+noise for the initial draw and the Euler-Maruyama increments; sampler ``substeps``
+(default 4) per call) and ``<problem>_test0.npy``, the first snapshot of the first test
+trajectory (the observed field, noise included), which the emulator cases start from.
+Each manifest carries the data case, the training command and seed, the training log's
+last record and the stage's offline test error (``RUN/evaluation.json`` of
+:mod:`plugins.latent_sde.evaluate`, made here if missing).
+"""
+import argparse
+import json
+import os
+import sys
+import tomllib
+
+import netCDF4
+import numpy as np
+import torch
+
+from hybridsolver.case import CaseError
+from hybridsolver.plugin import export
+
+from .emulator import LatentSDEEmulator
+from .evaluate import evaluate
+from .registry import ARTIFACTS
+from .train import load_stage
+
+SUBSTEPS = 4
+
+
+def data_case(data):
+    """The resolved case (dict) that made the ``generate`` folder ``data``."""
+    path = os.path.join(data, "test.nc")
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
+    with netCDF4.Dataset(path) as ds:
+        return tomllib.loads(ds.case)
+
+
+def manifest(problem, record, case, metrics, log):
+    """The manifest of a stage ``record`` (``eta<N>.pt``) trained on the data of ``case``."""
+    config = record["config"]
+    n_eta = config["n_eta"]
+    n_z = config["channels"] * int(np.prod([n // config["stride"] for n in config["grid"]])) + n_eta
+    args = record["args"]
+    field = {"field": "u", "space": "physical", "units": "the data's (float64 in and out)"}
+    return {
+        "name": f"latent_sde_{problem}_eta{n_eta}", "version": "1.0", "kind": "emulator", "callsite": "replace",
+        "description": (f"multiscale latent-SDE emulator (Ilersich & Nair) of {problem}, n_eta = {n_eta}: "
+                        "each member one sample path of the latent SDE (Euler-Maruyama), the field its "
+                        "product-of-experts mean mu_y"),
+        "equation": case["equation"]["name"],
+        "grid": {"shape": list(case["grid"]["shape"]), "length": list(case["grid"]["length"])},
+        "inputs": [field], "outputs": [field], "dtype": "float64", "devices": ["cpu", "cuda"], "every": 1,
+        "stochastic": True,
+        "noise": [{"name": "initial", "shape": [n_z]}, {"name": "increments", "shape": ["substeps", n_z]}],
+        "sampler": {"substeps": SUBSTEPS},
+        "state": [{"name": "z", "shape": [n_z], "dtype": "float32"}],
+        "provenance": {
+            "trained": True, "config": config, "torch": torch.__version__,
+            "command": (f"python -m plugins.latent_sde.train --problem {args[0]} --data DATA --max-eta {args[2]} "
+                        f"--steps {args[3]} --segment {args[4]} --seed {args[5]}"),
+            "data": {"case": case, "generator": "hybridsolver generate"},
+            "training_log": log, "offline_metrics": metrics,
+        },
+    }
+
+
+def _last_log(run, n_eta):
+    path = os.path.join(run, "log.jsonl")
+    rows = [json.loads(line) for line in open(path)] if os.path.isfile(path) else []
+    rows = [r for r in rows if r["n_eta"] == n_eta]
+    return rows[-1] if rows else {}
+
+
+def export_stages(problem, run, data, stages, out):
+    """Write the artifacts of ``stages`` and the start field; returns the paths written."""
+    case = data_case(data)
+    table_path = os.path.join(run, "evaluation.json")
+    table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
+    if any(f"eta{n}" not in table for n in stages):
+        table = evaluate(run, data)
+        with open(table_path, "w") as f:
+            json.dump(table, f, indent=1)
+    paths = []
+    for n_eta in stages:
+        stage = os.path.join(run, f"eta{n_eta}.pt")
+        if not os.path.isfile(stage):
+            raise CaseError(f"{stage}: the stage is not trained")
+        model, record = load_stage(stage)
+        metrics = {"test_error_mean": table[f"eta{n_eta}"]["mean"], "test_error_std": table[f"eta{n_eta}"]["std"],
+                   "evaluation": "python -m plugins.latent_sde.evaluate (64 paths, 4 substeps, seed 0)"}
+        path = os.path.join(out, f"{problem}_eta{n_eta}.pt")
+        export(LatentSDEEmulator(model), manifest(problem, record, case, metrics, _last_log(run, n_eta)), path)
+        paths.append(path)
+    with netCDF4.Dataset(os.path.join(data, "test.nc")) as ds:
+        ds.set_auto_mask(False)
+        start = np.asarray(ds["u"][0, 0], np.float64) + np.asarray(ds["u_noise"][0, 0], np.float64)
+    path = os.path.join(out, f"{problem}_test0.npy")
+    np.save(path, start)
+    return paths + [path]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", required=True, choices=["kdv"])
+    parser.add_argument("--run", required=True, help="the train --out folder")
+    parser.add_argument("--data", required=True, help="the generate folder")
+    parser.add_argument("--stages", type=int, nargs="+", default=[0, 5])
+    parser.add_argument("--out", default=ARTIFACTS)
+    args = parser.parse_args(argv)
+    try:
+        print("\n".join(export_stages(args.problem, args.run, args.data, args.stages, args.out)))
+    except CaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
