@@ -10,6 +10,12 @@ from the encoder at the first test snapshot and step from snapshot to snapshot w
 the paths.  The test error of a snapshot is ||y - mean||_2 / ||y||_2 against the
 observed (noisy) test field y; the table gives its mean and standard deviation over all
 test snapshots after the first, per stage.
+
+The coarse-solver baseline (row ``coarse``) is the host itself on the macroscale grid
+(the fine grid divided by the model's stride per axis): the data's case with that grid
+and ``dt`` the snapshot interval, started from the first test snapshot truncated to the
+coarse grid's Fourier modes, its fields Fourier-interpolated back to the fine grid and
+scored the same way.
 """
 import argparse
 import glob
@@ -22,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hybridsolver import Simulation
 from hybridsolver.case import CaseError
 
 from .emulator import LatentSDEEmulator
@@ -52,8 +59,57 @@ def relative_errors(y, mean):
     return (diff / y.flatten(1).norm(dim=1)).numpy()
 
 
+def resample(field, shape):
+    """``field`` (..., *fine) on the periodic grid of ``shape`` (1D or 2D) by Fourier
+    truncation or zero padding (the Nyquist modes of the smaller grid dropped)."""
+    axes = tuple(range(-len(shape), 0))
+    spectrum = np.fft.fftn(field, axes=axes)
+    out = np.zeros(field.shape[:-len(shape)] + tuple(shape), dtype=complex)
+    index = []
+    for n_in, n_out in zip(field.shape[-len(shape):], shape):
+        keep = (min(n_in, n_out) - 1) // 2  # modes -keep .. keep
+        index.append((np.r_[0:keep + 1, n_in - keep:n_in], np.r_[0:keep + 1, n_out - keep:n_out]))
+    if len(shape) == 1:
+        out[..., index[0][1]] = spectrum[..., index[0][0]]
+    else:
+        out[..., index[0][1][:, None], index[1][1][None, :]] = spectrum[..., index[0][0][:, None], index[1][0][None, :]]
+    scale = np.prod(shape) / np.prod(field.shape[-len(shape):])
+    return np.real(np.fft.ifftn(out, axes=axes)) * scale
+
+
+def coarse_baseline(data, stride):
+    """Test errors (all test snapshots after the first) of the host on the grid coarsened
+    by ``stride`` per axis (see the module docstring): (N,) numpy."""
+    import tomllib
+
+    import netCDF4
+
+    with netCDF4.Dataset(os.path.join(data, "test.nc")) as ds:
+        case = tomllib.loads(ds.case)
+    y, t = load_observations(data, "test")
+    fine = tuple(case["grid"]["shape"])
+    coarse = [n // stride for n in fine]
+    case["grid"]["shape"] = coarse
+    case["time"] = {"scheme": case["time"]["scheme"], "dt": float(t[1] - t[0]), "steps": len(t) - 1}
+    case["ensemble"] = {"members": y.shape[0], "seed": 0}
+    case["output"] = {"fields_every": 0, "diagnostics_every": 0}
+    case.pop("dataset", None)
+    sim = Simulation.from_case(case)
+    first = y[:, 0].numpy()  # (trajectories, C, *fine)
+    names = sim.equation.fields
+    sim.set_initial({name: resample(first[:, c], coarse) for c, name in enumerate(names)})
+    errors = []
+    for j in range(1, len(t)):
+        sim.advance(1)
+        fields = sim.equation.to_fields(sim.state)
+        mean = np.stack([resample(fields[name], fine) for name in names], axis=1)
+        errors.append(relative_errors(y[:, j], torch.from_numpy(mean)))
+    return np.concatenate(errors)
+
+
 def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True):
-    """{stage name: {mean, std, n_eta}} of the test error of every ``eta<N>.pt`` in ``run``."""
+    """{stage name: {mean, std, n_eta}} of the test error of every ``eta<N>.pt`` in ``run``,
+    and ``coarse``: {mean, std, grid} of the coarse-solver baseline."""
     stages = sorted(glob.glob(os.path.join(run, "eta*.pt")), key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))
     if not stages:
         raise CaseError(f"{run}: no trained stage (eta<N>.pt); train one with python -m plugins.latent_sde.train")
@@ -71,6 +127,9 @@ def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True):
         errors = np.concatenate(errors)
         table[os.path.basename(path)[:-3]] = {"n_eta": model.config.n_eta, "mean": float(errors.mean()),
                                                "std": float(errors.std())}
+    errors = coarse_baseline(data, model.config.stride)
+    table["coarse"] = {"grid": [n // model.config.stride for n in model.config.grid], "mean": float(errors.mean()),
+                       "std": float(errors.std())}
     return table
 
 

@@ -64,7 +64,8 @@ def manifest(problem, record, case, metrics, log):
         "provenance": {
             "trained": True, "config": config, "torch": torch.__version__,
             "command": (f"python -m plugins.latent_sde.train --problem {args[0]} --data DATA --max-eta {args[2]} "
-                        f"--steps {args[3]} --segment {args[4]} --seed {args[5]}"),
+                        f"--steps {args[3]} --segment {args[4]} --seed {args[5]}"
+                        + (f" --later-steps {args[6]}" if len(args) > 6 else "")),
             "data": {"case": case, "generator": "hybridsolver generate"},
             "training_log": log, "offline_metrics": metrics,
         },

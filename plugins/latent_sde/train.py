@@ -2,11 +2,12 @@
 model (n_eta = 0), then n_eta = 1, 2, ... each started from the one before.
 
     python -m plugins.latent_sde.train --problem kdv --data data/kdv [--out runs/latent_sde/kdv]
-        [--max-eta 5] [--steps 16000] [--segment 128] [--seed 0] [--threads 2]
+        [--max-eta 5] [--steps 16000] [--later-steps STEPS] [--segment 128] [--seed 0] [--threads 2]
 
 Data are the train split of ``hybridsolver generate`` (``DATA/train.nc``; observations
 = clean field + its noise).  Each step takes one segment of ``--segment`` consecutive
-snapshots of a trajectory, its start and the trajectory drawn from a generator seeded
+snapshots of a trajectory (``--steps`` steps for n_eta = 0, ``--later-steps`` for each
+later stage, default the same), its start and the trajectory drawn from a generator seeded
 from ``--seed`` and the stage, and maximises the segment's ELBO
 (:meth:`model.LatentSDE.elbo`) with Adam: n_eta = 0 at lr 1e-3, later stages at 1e-4,
 each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
@@ -90,7 +91,7 @@ def load_stage(path):
     return model.eval(), record
 
 
-def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progress=True):
+def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progress=True, later_steps=None):
     """Train (or continue) every stage n_eta = 0 .. max_eta into ``out``; returns the path of
     the last stage's ``eta<max_eta>.pt``."""
     y, t = (a.float() for a in load_observations(data))
@@ -98,7 +99,8 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
         raise CaseError(f"--segment: {segment} snapshots, the trajectories hold {y.shape[1]}")
     os.makedirs(out, exist_ok=True)
     checkpoint_path = os.path.join(out, "checkpoint.pt")
-    args = [problem, os.path.abspath(data), max_eta, steps, segment, seed]
+    later_steps = steps if later_steps is None else later_steps
+    args = [problem, os.path.abspath(data), max_eta, steps, segment, seed] + ([later_steps] if later_steps != steps else [])
     state = torch.load(checkpoint_path, weights_only=False) if os.path.exists(checkpoint_path) else None
     if state is not None and state["args"] != args:
         raise CaseError(f"{checkpoint_path}: made with other arguments {state['args']}; use another --out")
@@ -118,8 +120,9 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
         elif n_eta > 0:
             grow(model, torch.load(os.path.join(out, f"eta{n_eta - 1}.pt"), weights_only=False)["state"])
         started = time.monotonic()
-        with tqdm(total=steps, initial=step, disable=not progress, desc=f"n_eta={n_eta}", dynamic_ncols=True) as bar:
-            while step < steps:
+        stage_steps = steps if n_eta == 0 else later_steps
+        with tqdm(total=stage_steps, initial=step, disable=not progress, desc=f"n_eta={n_eta}", dynamic_ncols=True) as bar:
+            while step < stage_steps:
                 k = int(torch.randint(y.shape[0], (1,), generator=generator))
                 lo = int(torch.randint(y.shape[1] - segment + 1, (1,), generator=generator))
                 weight = min(1.0, step / WARMUP)
@@ -133,7 +136,7 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
                 optimizer.step()
                 step += 1
                 bar.update(1)
-                if step % LOG_EVERY == 0 or step == steps:
+                if step % LOG_EVERY == 0 or step == stage_steps:
                     with open(os.path.join(out, "log.jsonl"), "a") as log:
                         log.write(json.dumps({"n_eta": n_eta, "step": step, "elbo": elbo.item(),
                                               "log_likelihood": log_likelihood.item(), "residual": residual.item(),
@@ -153,7 +156,8 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="a hybridsolver generate folder (its train.nc)")
     parser.add_argument("--out", help="run folder (default runs/latent_sde/PROBLEM)")
     parser.add_argument("--max-eta", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=16000, help="optimizer steps per stage")
+    parser.add_argument("--steps", type=int, default=16000, help="optimizer steps of the n_eta = 0 stage")
+    parser.add_argument("--later-steps", type=int, help="optimizer steps of each later stage (default --steps)")
     parser.add_argument("--segment", type=int, default=128, help="snapshots per segment")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -162,7 +166,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     try:
         path = train(args.problem, args.data, args.out or os.path.join("runs", "latent_sde", args.problem),
-                     args.max_eta, args.steps, args.segment, args.seed, progress=not args.quiet)
+                     args.max_eta, args.steps, args.segment, args.seed, progress=not args.quiet,
+                     later_steps=args.later_steps)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
