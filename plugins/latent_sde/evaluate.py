@@ -1,13 +1,15 @@
 """Test errors of the trained latent-SDE stages: the paper's predictive-mean metric.
 
     python -m plugins.latent_sde.evaluate --run runs/latent_sde/kdv --data data/kdv
-        [--paths 64] [--substeps 4] [--seed 0] [--out runs/latent_sde/kdv/evaluation.json]
+        [--paths 64] [--substeps 4] [--seed 0] [--threads 2] [--stages N ...]
+        [--out runs/latent_sde/kdv/evaluation.json]
 
-For every ``eta<N>.pt`` of the run and every test trajectory: ``paths`` sample paths of
-the emulator (:class:`~.emulator.LatentSDEEmulator`, the module that is exported) start
-from the encoder at the first test snapshot and step from snapshot to snapshot with
+For every ``eta<N>.pt`` of the run (or those of ``--stages``) and every test trajectory:
+``paths`` sample paths of the emulator (:class:`~.emulator.LatentSDEEmulator`, the
+module that is exported) start from the encoder at the first test snapshot and step from snapshot to snapshot with
 ``substeps`` Euler-Maruyama steps each; the predictive mean is the mean of mu_y over
-the paths.  The test error of a snapshot is ||y - mean||_2 / ||y||_2 against the
+the paths.  The table goes to ``--out`` (rows of other stages already there are kept).
+The test error of a snapshot is ||y - mean||_2 / ||y||_2 against the
 observed (noisy) test field y; the table gives its mean and standard deviation over all
 test snapshots after the first, per stage.
 
@@ -107,10 +109,14 @@ def coarse_baseline(data, stride):
     return np.concatenate(errors)
 
 
-def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True):
+def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True, stages=None):
     """{stage name: {mean, std, n_eta}} of the test error of every ``eta<N>.pt`` in ``run``,
     and ``coarse``: {mean, std, grid} of the coarse-solver baseline."""
-    stages = sorted(glob.glob(os.path.join(run, "eta*.pt")), key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))
+    found = {int(re.findall(r"\d+", os.path.basename(p))[0]): p for p in glob.glob(os.path.join(run, "eta*.pt"))}
+    missing = sorted(set(stages or ()) - set(found))
+    if missing:
+        raise CaseError(f"{run}: stage(s) {missing} not trained (no eta<N>.pt)")
+    stages = [found[n] for n in sorted(stages or found)]
     if not stages:
         raise CaseError(f"{run}: no trained stage (eta<N>.pt); train one with python -m plugins.latent_sde.train")
     y, t = load_observations(data, "test")
@@ -140,14 +146,19 @@ def main(argv=None):
     parser.add_argument("--paths", type=int, default=64)
     parser.add_argument("--substeps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--stages", type=int, nargs="+", help="the n_eta of the stages (default: every one trained)")
     parser.add_argument("--out", help="JSON file of the table (default RUN/evaluation.json)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = args.out or os.path.join(args.run, "evaluation.json")
     try:
-        table = evaluate(args.run, args.data, args.paths, args.substeps, args.seed)
+        table = evaluate(args.run, args.data, args.paths, args.substeps, args.seed, stages=args.stages)
     except CaseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = args.out or os.path.join(args.run, "evaluation.json")
+    if os.path.isfile(out):  # keep the rows of stages not evaluated this time
+        table = json.load(open(out)) | table
     with open(out, "w") as f:
         json.dump(table, f, indent=1)
     for name, row in table.items():

@@ -84,8 +84,9 @@ def export_stages(problem, run, data, stages, out):
     case = data_case(data)
     table_path = os.path.join(run, "evaluation.json")
     table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
-    if any(f"eta{n}" not in table for n in stages):
-        table = evaluate(run, data)
+    missing = [n for n in stages if f"eta{n}" not in table]
+    if missing:
+        table |= evaluate(run, data, stages=missing)
         with open(table_path, "w") as f:
             json.dump(table, f, indent=1)
     paths = []
