@@ -319,3 +319,39 @@ def test_the_coarse_baseline_s_resampling_is_exact_for_band_limited_fields():
     assert np.abs(resample(resample(plane, (8, 8)), (128, 128)) - plane).max() < 1e-12
     high = np.cos(2 * np.pi * 40 * x)  # above the coarse grid's modes: removed
     assert np.abs(resample(high, (20,))).max() < 1e-12
+
+
+def test_training_killed_mid_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Checkpoints every 2 steps of 4; the run is interrupted at its 3rd optimizer step (in
+    stage n_eta = 0, after the checkpoint of step 2) and rerun: its weights equal those of
+    a run in one go, bit for bit, and the rerun took only the steps after the checkpoint."""
+    from hybridsolver_plugins.latent_sde import train as training
+
+    _kdv_like_file(tmp_path / "data")
+    monkeypatch.setattr(training, "LOG_EVERY", 2)
+    args = dict(problem="kdv", data=str(tmp_path / "data"), max_eta=1, steps=4, segment=16, progress=False)
+    training.train(out=str(tmp_path / "whole"), **args)
+    calls = {"n": 0}
+    original = torch.optim.Adam.step
+
+    def step_then_die(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(out=str(tmp_path / "killed"), **args)
+    rerun = {"n": 0}
+
+    def counted(self, *a, **k):
+        rerun["n"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    training.train(out=str(tmp_path / "killed"), **args)
+    assert rerun["n"] == 2 + 4  # from the checkpoint of step 2: the rest of stage 0, then stage 1
+    a = training.load_stage(tmp_path / "whole" / "eta1.pt")[0].state_dict()
+    b = training.load_stage(tmp_path / "killed" / "eta1.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
