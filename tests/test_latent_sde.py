@@ -113,7 +113,8 @@ def test_the_scale_operators_are_torch_s_circular_convolutions_and_their_adjoint
         ScaleOperators(shape, channels=1, stride=stride, points=2 * max(shape) + 1)
 
 
-@pytest.mark.parametrize("dims,grid,kernel,stride", [(1, (40,), 25, 2), (2, (16, 32), 9, 4)])
+@pytest.mark.parametrize("dims,grid,kernel,stride", [(1, (40,), 25, 2), (2, (16, 32), 9, 4),
+                                                     (2, (5, 20), 9, 4)])  # the cylinder's last layer: 5 -> 2
 def test_the_transposed_layer_is_the_adjoint_of_the_strided_circular_convolution(dims, grid, kernel, stride):
     from hybridsolver_plugins.latent_sde.networks import CircularConv, CircularTransposedConv
 
@@ -124,9 +125,9 @@ def test_the_transposed_layer_is_the_adjoint_of_the_strided_circular_convolution
         deconv.weight.copy_(conv.weight)
     x = torch.randn((2, 3) + grid, **F64)
     out = conv(x) - conv.bias.reshape((1, -1) + (1,) * dims)
-    assert out.shape == (2, 5) + tuple(n // stride for n in grid)
+    assert out.shape == (2, 5) + tuple(-(-n // stride) for n in grid)
     other = torch.randn_like(out)
-    back = deconv(other, bias=False)
+    back = deconv(other, grid, bias=False)
     assert back.shape == x.shape
     assert (out * other).sum().item() == pytest.approx((x * back).sum().item(), rel=1e-12)
 
@@ -134,6 +135,7 @@ def test_the_transposed_layer_is_the_adjoint_of_the_strided_circular_convolution
 @pytest.mark.parametrize("grid,channels,widths,kernel,stride,flat", [
     ((1000,), 1, (4, 16, 64), 25, 2, 8000),  # KdV: the paper's 8000 features
     ((128, 128), 1, (16, 32, 64), 9, 4, 256),  # Burgers 2D: 256
+    ((80, 320), 2, (16, 32, 64), 9, 4, 640),  # cylinder: 80 x 320 -> 20 x 80 -> 5 x 20 -> 2 x 5, 640
 ])
 def test_the_micro_encoder_and_decoder_have_the_paper_s_shapes(grid, channels, widths, kernel, stride, flat):
     from hybridsolver_plugins.latent_sde.networks import MicroDecoder, MicroEncoder
@@ -355,3 +357,25 @@ def test_training_killed_mid_stage_resumes_to_the_same_weights(tmp_path, monkeyp
     a = training.load_stage(tmp_path / "whole" / "eta1.pt")[0].state_dict()
     b = training.load_stage(tmp_path / "killed" / "eta1.pt")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_cylinder_model_has_the_paper_s_sizes_and_its_coupling_sees_time_and_place():
+    """The cylinder's configuration: n_zeta = 2 x 32 x 8 = 512, the macro drift's first layer
+    50 + n_eta inputs, phi_j = eta + MLP(eta, cos t, sin t, x_j, y_j) (4 + n_eta inputs):
+    with the stencil held fixed, the macro drift changes with t and from node to node."""
+    import dataclasses as dc
+
+    from hybridsolver_plugins.latent_sde.model import CYLINDER, LatentSDE, node_coordinates
+
+    torch.manual_seed(0)
+    model = LatentSDE(dc.replace(CYLINDER, n_eta=3), dtype=torch.float32)
+    assert model.config.n_zeta == 512 and model.macro_drift[0].in_features == 53
+    assert model.coupling[0].in_features == 7 and model.encoder.linear.in_features == 640
+    y = torch.randn(2, 2, 80, 320)
+    z = model.encode(y)
+    assert z.shape == (2, 515) and model.decode(z)[0].shape == y.shape
+    flat = torch.zeros(2, 515)  # zeta = 0: every node's stencil is the same
+    f0 = model.drift(flat, torch.zeros(2))[:, :512]
+    f1 = model.drift(flat, torch.ones(2))[:, :512]
+    assert not torch.allclose(f0, f1) and f0[0].reshape(2, 256).std(dim=1).min() > 0
+    assert torch.equal(node_coordinates((8, 32))[33], torch.tensor([1 / 32, 1 / 8], dtype=torch.float64))

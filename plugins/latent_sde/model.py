@@ -9,8 +9,10 @@ constant (softplus); the likelihood is the product of N(y | T_p zeta, Sigma_zeta
 N(y - T_p zeta | D(eta), Sigma_eta) (:mod:`likelihood`).
 
 The macroscale drift is local and shared by the nodes: node j's tendency is an MLP of the
-(2q + 1)^d stencil of zeta around it (periodic wrap, every channel) and phi(eta)
-(phi = identity here: the KdV and Burgers models).  The microscale drift g is an MLP of
+(2q + 1)^d stencil of zeta around it (periodic wrap, every channel) and phi_j(eta) (the
+identity for KdV and Burgers; for the cylinder, ``coupling``, phi_j = eta + MLP(eta,
+cos t, sin t, x_j, y_j) with the node's coordinates scaled to [0, 1), so that the drift
+knows where the body is).  The microscale drift g is an MLP of
 [sin t, cos t, psi(zeta), eta] (psi the identity for KdV, a learned linear map to n_eta
 values otherwise).
 """
@@ -43,6 +45,8 @@ class Config:
     macro_hidden: tuple = (128, 128)
     micro_hidden: tuple = (128, 512, 128)
     psi_linear: bool = False        # psi(zeta): a linear map to n_eta values (else the identity)
+    coupling: bool = False          # phi_j(eta) = eta + MLP(eta, cos t, sin t, node coordinates) (else eta)
+    coupling_hidden: tuple = (128, 128)
 
     @property
     def coarse(self):
@@ -56,6 +60,19 @@ class Config:
 KDV = Config(grid=(1000,), channels=1, stride=50, kernel=301)
 BURGERS = Config(grid=(128, 128), channels=1, stride=16, kernel=97, micro_widths=(16, 32, 64), micro_kernel=9,
                  micro_stride=4, macro_hidden=(128, 512, 128), micro_hidden=(512, 256, 128), psi_linear=True)
+CYLINDER = Config(grid=(80, 320), channels=2, stride=10, kernel=41, micro_widths=(16, 32, 64), micro_kernel=9,
+                  micro_stride=4, macro_hidden=(128, 512, 128), micro_hidden=(128, 256, 128), psi_linear=True,
+                  coupling=True)
+
+
+def node_coordinates(coarse):
+    """(nodes, d) coordinates in [0, 1) of the coarse grid's nodes, in :func:`stencils`'
+    order (row-major), x first: (i_x / n_x, i_y / n_y) in 2D, (i / n,) in 1D."""
+    axes = [torch.arange(n, dtype=torch.float64) / n for n in coarse]
+    if len(coarse) == 1:
+        return axes[0][:, None]
+    y, x = torch.meshgrid(axes[0], axes[1], indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=1)
 
 
 def stencils(zeta, q):
@@ -92,6 +109,9 @@ class LatentSDE(nn.Module):
             self.psi = nn.Linear(c.n_zeta, c.n_eta) if c.psi_linear else nn.Identity()
             coupled = c.n_eta if c.psi_linear else c.n_zeta
             self.micro_drift = mlp((2 + coupled + c.n_eta,) + tuple(c.micro_hidden) + (c.n_eta,))
+            if c.coupling:
+                self.coupling = mlp((c.n_eta + 2 + len(c.grid),) + tuple(c.coupling_hidden) + (c.n_eta,))
+        self.register_buffer("coordinates", node_coordinates(c.coarse), persistent=False)
         self.interpolator = KernelInterpolator()
         self.n_y = n_y
         self.to(dtype)
@@ -119,7 +139,12 @@ class LatentSDE(nn.Module):
         zeta, eta = self.split(z)
         local = stencils(zeta, self.config.stencil)  # (B, nodes, inputs)
         if self.config.n_eta:
-            local = torch.cat([local, eta[:, None, :].expand(-1, local.shape[1], -1)], dim=2)
+            phi = eta[:, None, :].expand(-1, local.shape[1], -1)
+            if self.config.coupling:
+                clock = torch.stack([torch.cos(t), torch.sin(t)], dim=1)[:, None, :].expand(-1, local.shape[1], -1)
+                where = self.coordinates.to(z.dtype)[None].expand(z.shape[0], -1, -1)
+                phi = phi + self.coupling(torch.cat([phi, clock, where], dim=2))
+            local = torch.cat([local, phi], dim=2)
         f = self.macro_drift(local)  # (B, nodes, C)
         f = f.permute(0, 2, 1).flatten(1)  # the (C, *coarse) layout of zeta
         if not self.config.n_eta:

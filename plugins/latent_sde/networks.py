@@ -3,9 +3,11 @@ strided convolutions and the decoder's transposed ones, with circular padding, a
 ReLU multilayer perceptrons of the drifts.
 
 A strided convolution of kernel k, stride s and circular padding p = (k - 1) / 2 maps n
-points to n / s (s divides n); its transposed convolution maps them back to n with the
-same circular wrap (torch's transposed convolution, its overhang folded back onto the
-periodic grid), so that the transposed layer is the exact adjoint of the strided one.
+points to m = ceil(n / s) (the points 0, s, 2s, ... of the periodic grid; n / s when s
+divides n, and the cylinder's 5 -> 2 when it does not); its transposed convolution maps
+them back to n with the same circular wrap (torch's transposed convolution, its
+overhang folded back onto the periodic grid of n points), so that the transposed layer
+is the exact adjoint of the strided one.
 Tensors are (batch, channels, *grid), 1D or 2D.
 """
 import torch
@@ -18,6 +20,11 @@ TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
 
 def _circular(x, left, right, dims):
     return F.pad(x, (left, right) * dims, mode="circular")
+
+
+def strided_size(n, stride):
+    """Points of a strided circular convolution's output on ``n`` points: ceil(n / stride)."""
+    return -(-n // stride)
 
 
 class CircularConv(nn.Module):
@@ -43,11 +50,13 @@ class CircularTransposedConv(nn.Module):
         layer = (nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d)(channels_in, channels_out, kernel, stride)
         self.weight, self.bias = layer.weight, layer.bias  # (in, out, *kernel), as torch's transposed layers
 
-    def forward(self, x, bias=True):
+    def forward(self, x, size, bias=True):
+        """The layer on ``x`` (batch, channels_in, *m) to (batch, channels_out, *size): ``size``
+        the fine grid whose strided convolution gave m = ceil(size / s) points per axis."""
         s, d, p = self.stride, self.dims, self.half
-        full = TRANSPOSED[d](x, self.weight, None, stride=s)  # (n - 1) s + k points per axis, no wrap
-        for axis in range(2, 2 + d):  # fold the overhang back onto the periodic n s points
-            n = x.shape[axis] * s
+        full = TRANSPOSED[d](x, self.weight, None, stride=s)  # (m - 1) s + k points per axis, no wrap
+        for axis in range(2, 2 + d):  # fold the overhang back onto the periodic n points
+            n = size[axis - 2]
             length = full.shape[axis]
             full = F.pad(full, [0, 0] * (full.dim() - axis - 1) + [0, -length % n])
             shape = full.shape[:axis] + (full.shape[axis] // n, n) + full.shape[axis + 1:]
@@ -74,7 +83,9 @@ class MicroEncoder(nn.Module):
         dims = len(grid)
         sizes = [channels] + list(widths)
         self.convs = nn.ModuleList(CircularConv(dims, a, b, kernel, stride) for a, b in zip(sizes[:-1], sizes[1:]))
-        coarse = [n // stride ** len(widths) for n in grid]
+        coarse = list(grid)
+        for _ in widths:
+            coarse = [strided_size(n, stride) for n in coarse]
         self.linear = nn.Linear(widths[-1] * int(torch.tensor(coarse).prod()), n_eta)
 
     def forward(self, x):
@@ -90,7 +101,10 @@ class MicroDecoder(nn.Module):
     def __init__(self, grid, channels, widths, kernel, stride, n_eta):
         super().__init__()
         dims = len(grid)
-        self.coarse = tuple(n // stride ** len(widths) for n in grid)
+        self.sizes = [tuple(grid)]  # the grid after each strided layer of the encoder
+        for _ in widths:
+            self.sizes.append(tuple(strided_size(n, stride) for n in self.sizes[-1]))
+        self.coarse = self.sizes[-1]
         self.width = widths[-1]
         self.linear = nn.Linear(n_eta, self.width * int(torch.tensor(self.coarse).prod()))
         sizes = list(reversed(widths)) + [channels]
@@ -100,5 +114,5 @@ class MicroDecoder(nn.Module):
     def forward(self, eta):
         x = self.linear(eta).reshape((eta.shape[0], self.width) + self.coarse)
         for i, deconv in enumerate(self.deconvs):
-            x = deconv(F.relu(x) if i else x)
+            x = deconv(F.relu(x) if i else x, self.sizes[-2 - i])
         return x

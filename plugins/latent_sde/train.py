@@ -36,9 +36,9 @@ from tqdm import tqdm
 
 from hybridsolver.case import CaseError
 
-from .model import BURGERS, KDV, Config, LatentSDE
+from .model import BURGERS, CYLINDER, KDV, Config, LatentSDE
 
-PROBLEMS = {"kdv": KDV, "burgers2d": BURGERS}
+PROBLEMS = {"kdv": KDV, "burgers2d": BURGERS, "cylinder": CYLINDER}
 DECAY_EVERY, DECAY, WARMUP, LOG_EVERY, CLIP_NORM = 2000, 0.9, 5000, 200, 100.0
 
 
