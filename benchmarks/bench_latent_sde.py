@@ -1,7 +1,7 @@
 """The latent-SDE emulator ensemble against the solver it replaces, measured in one process.
 
     python benchmarks/bench_latent_sde.py [--json results.json] [--members 64] [--calls 50]
-                                          [--snapshots 5] [--emulator latent_sde_kdv] [--threads 2]
+                                          [--snapshots 5] [--emulator latent_sde_kdv_eta0] [--threads 2]
 
 Both produce ``--members`` KdV trajectories snapshot by snapshot (1e-3 apart, the data's
 spacing): the emulator (``cases/kdv_latent_sde.toml``: one ``replace`` call per snapshot
@@ -39,7 +39,7 @@ def main():
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--calls", type=int, default=50, help="emulator calls timed")
     parser.add_argument("--snapshots", type=int, default=5, help="solver snapshot intervals timed")
-    parser.add_argument("--emulator", default="latent_sde_kdv", help="registered name or path of the artifact")
+    parser.add_argument("--emulator", default="latent_sde_kdv_eta0", help="registered name or path of the artifact")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
