@@ -97,7 +97,7 @@ class LatentSDEEmulator(nn.Module):
         substeps = int(options["substeps"])
         h = options["every"] * options["dt"] / substeps
         increments = increments * (self.diffusion * h ** 0.5)
-        t = torch.full((x.shape[0],), options["time"], dtype=torch.float64)
+        t = torch.full((x.shape[0],), options["time"], dtype=torch.float64, device=x.device)
         for s in range(substeps):
             z = z + self.drift(z, (t + s * h).float()) * h + increments[:, s]
         return self.decode(z), z
