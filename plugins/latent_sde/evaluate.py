@@ -34,7 +34,7 @@ from hybridsolver import Simulation
 from hybridsolver.case import CaseError
 
 from .emulator import LatentSDEEmulator
-from .train import load_observations, load_stage
+from .train import data_case, load_observations, load_stage
 
 
 def predictive_mean(emulator, y0, times, paths, substeps, generator):
@@ -82,12 +82,7 @@ def resample(field, shape):
 def coarse_baseline(data, stride):
     """Test errors (all test snapshots after the first) of the host on the grid coarsened
     by ``stride`` per axis (see the module docstring): (N,) numpy."""
-    import tomllib
-
-    import netCDF4
-
-    with netCDF4.Dataset(os.path.join(data, "test.nc")) as ds:
-        case = tomllib.loads(ds.case)
+    case = data_case(data)
     y, t = load_observations(data, "test")
     fine = tuple(case["grid"]["shape"])
     coarse = [n // stride for n in fine]
@@ -139,6 +134,19 @@ def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True, stages=None
     return table
 
 
+def read_table(path):
+    """The table of an ``evaluation.json`` ({} where there is none)."""
+    return json.load(open(path)) if os.path.isfile(path) else {}
+
+
+def update_table(path, rows):
+    """Write ``rows`` into the table at ``path``, keeping its other rows; returns the table."""
+    table = read_table(path) | rows
+    with open(path, "w") as f:
+        json.dump(table, f, indent=1)
+    return table
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a train --out folder")
@@ -157,10 +165,7 @@ def main(argv=None):
     except CaseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if os.path.isfile(out):  # keep the rows of stages not evaluated this time
-        table = json.load(open(out)) | table
-    with open(out, "w") as f:
-        json.dump(table, f, indent=1)
+    table = update_table(out, table)
     for name, row in table.items():
         print(f"{name}: test error {row['mean']:.3f} ± {row['std']:.3f}")
     return 0

@@ -16,9 +16,7 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 
-import netCDF4
 import numpy as np
 import torch
 
@@ -26,27 +24,19 @@ from hybridsolver.case import CaseError
 from hybridsolver.plugin import export
 
 from .emulator import LatentSDEEmulator
-from .evaluate import evaluate
+from .evaluate import evaluate, read_table, update_table
+from .model import Config
 from .registry import ARTIFACTS
-from .train import load_stage
+from .train import data_case, load_observations, load_stage
 
 SUBSTEPS = 4
-
-
-def data_case(data):
-    """The resolved case (dict) that made the ``generate`` folder ``data``."""
-    path = os.path.join(data, "test.nc")
-    if not os.path.isfile(path):
-        raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
-    with netCDF4.Dataset(path) as ds:
-        return tomllib.loads(ds.case)
 
 
 def manifest(problem, record, case, metrics, log):
     """The manifest of a stage ``record`` (``eta<N>.pt``) trained on the data of ``case``."""
     config = record["config"]
     n_eta = config["n_eta"]
-    n_z = config["channels"] * int(np.prod([n // config["stride"] for n in config["grid"]])) + n_eta
+    n_z = Config(**config).n_zeta + n_eta
     args = record["args"]
     field = {"field": "u", "space": "physical", "units": "the data's (float64 in and out)"}
     return {
@@ -83,12 +73,10 @@ def export_stages(problem, run, data, stages, out):
     """Write the artifacts of ``stages`` and the start field; returns the paths written."""
     case = data_case(data)
     table_path = os.path.join(run, "evaluation.json")
-    table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
+    table = read_table(table_path)
     missing = [n for n in stages if f"eta{n}" not in table]
     if missing:
-        table |= evaluate(run, data, stages=missing)
-        with open(table_path, "w") as f:
-            json.dump(table, f, indent=1)
+        table = update_table(table_path, evaluate(run, data, stages=missing))
     paths = []
     for n_eta in stages:
         stage = os.path.join(run, f"eta{n_eta}.pt")
@@ -100,11 +88,9 @@ def export_stages(problem, run, data, stages, out):
         path = os.path.join(out, f"{problem}_eta{n_eta}.pt")
         export(LatentSDEEmulator(model), manifest(problem, record, case, metrics, _last_log(run, n_eta)), path)
         paths.append(path)
-    with netCDF4.Dataset(os.path.join(data, "test.nc")) as ds:
-        ds.set_auto_mask(False)
-        start = np.asarray(ds["u"][0, 0], np.float64) + np.asarray(ds["u_noise"][0, 0], np.float64)
+    y, _ = load_observations(data, "test")
     path = os.path.join(out, f"{problem}_test0.npy")
-    np.save(path, start)
+    np.save(path, y[0, 0, 0].numpy())  # the first channel: KdV's u
     return paths + [path]
 
 

@@ -22,9 +22,13 @@ def _circular(x, left, right, dims):
     return F.pad(x, (left, right) * dims, mode="circular")
 
 
-def strided_size(n, stride):
-    """Points of a strided circular convolution's output on ``n`` points: ceil(n / stride)."""
-    return -(-n // stride)
+def strided_sizes(grid, stride, layers):
+    """The grid's shape before and after each of ``layers`` strided circular convolutions:
+    ``layers + 1`` tuples, each axis ceil(n / stride) of the one before."""
+    sizes = [tuple(grid)]
+    for _ in range(layers):
+        sizes.append(tuple(-(-n // stride) for n in sizes[-1]))
+    return sizes
 
 
 class CircularConv(nn.Module):
@@ -83,9 +87,7 @@ class MicroEncoder(nn.Module):
         dims = len(grid)
         sizes = [channels] + list(widths)
         self.convs = nn.ModuleList(CircularConv(dims, a, b, kernel, stride) for a, b in zip(sizes[:-1], sizes[1:]))
-        coarse = list(grid)
-        for _ in widths:
-            coarse = [strided_size(n, stride) for n in coarse]
+        coarse = strided_sizes(grid, stride, len(widths))[-1]
         self.linear = nn.Linear(widths[-1] * int(torch.tensor(coarse).prod()), n_eta)
 
     def forward(self, x):
@@ -101,9 +103,7 @@ class MicroDecoder(nn.Module):
     def __init__(self, grid, channels, widths, kernel, stride, n_eta):
         super().__init__()
         dims = len(grid)
-        self.sizes = [tuple(grid)]  # the grid after each strided layer of the encoder
-        for _ in widths:
-            self.sizes.append(tuple(strided_size(n, stride) for n in self.sizes[-1]))
+        self.sizes = strided_sizes(grid, stride, len(widths))  # the encoder's grids, layer by layer
         self.coarse = self.sizes[-1]
         self.width = widths[-1]
         self.linear = nn.Linear(n_eta, self.width * int(torch.tensor(self.coarse).prod()))

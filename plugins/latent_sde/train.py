@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+import tomllib
 
 import netCDF4
 import numpy as np
@@ -55,6 +56,15 @@ def load_observations(folder, split="train"):
         fields = [np.asarray(ds[n][:rows], np.float64) + np.asarray(ds[f"{n}_noise"][:rows], np.float64) for n in names]
         t = np.asarray(ds["time"][:], np.float64)
     return torch.from_numpy(np.stack(fields, axis=2)), torch.from_numpy(t)
+
+
+def data_case(folder):
+    """The resolved case (dict) that made the ``generate`` folder (read from its test.nc)."""
+    path = os.path.join(folder, "test.nc")
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
+    with netCDF4.Dataset(path) as ds:
+        return tomllib.loads(ds.case)
 
 
 def grow(model, previous):
