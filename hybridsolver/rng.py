@@ -6,21 +6,46 @@ counter ``(0, 0, s, 0)``.  A member's draws therefore depend only on its own key
 the step count, never on the ensemble size, batching or the order of calls, and a
 restarted run reproduces them from the step number alone.  Nothing uses global state.
 """
+import functools
+import threading
 import zlib
 
 import numpy as np
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stream_key(seed, member, name):
-    """The 128-bit Philox key of stream ``name`` of ``member`` (two uint64)."""
+    """The 128-bit Philox key of stream ``name`` of ``member`` (two uint64, read-only:
+    the keys are cached, deriving one costs more than the draws of a small step)."""
     tag = zlib.crc32(name.encode())
-    return np.random.SeedSequence([int(seed), int(member), tag]).generate_state(2, np.uint64)
+    key = np.random.SeedSequence([int(seed), int(member), tag]).generate_state(2, np.uint64)
+    key.flags.writeable = False
+    return key
+
+
+def _counter(step):
+    return np.array([0, 0, int(step), 0], dtype=np.uint64)
 
 
 def generator(seed, member, name, step=0):
-    """A numpy Generator positioned at the start of ``step``'s draws of that stream."""
-    counter = np.array([0, 0, int(step), 0], dtype=np.uint64)
-    return np.random.Generator(np.random.Philox(key=stream_key(seed, member, name), counter=counter))
+    """A new numpy Generator positioned at the start of ``step``'s draws of that stream."""
+    return np.random.Generator(np.random.Philox(key=stream_key(int(seed), int(member), name), counter=_counter(step)))
+
+
+_LOCAL = threading.local()
+
+
+def _positioned(seed, member, name, step):
+    """The thread's one reused Generator moved to the start of ``step``'s draws of that
+    stream: the same draws as :func:`generator`'s at a third of the cost, for draws used
+    at once."""
+    shared = getattr(_LOCAL, "generator", None)
+    if shared is None:
+        shared = _LOCAL.generator = np.random.Generator(np.random.Philox())
+    shared.bit_generator.state = {
+        "bit_generator": "Philox", "state": {"counter": _counter(step), "key": stream_key(int(seed), int(member), name)},
+        "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+    return shared
 
 
 def standard_normal(seed, members, name, step, shape, out=None):
@@ -28,7 +53,7 @@ def standard_normal(seed, members, name, step, shape, out=None):
     if out is None:
         out = np.empty((len(members),) + tuple(shape))
     for row, member in enumerate(members):
-        generator(seed, member, name, step).standard_normal(shape, out=out[row])
+        _positioned(seed, member, name, step).standard_normal(shape, out=out[row])
     return out
 
 
@@ -70,7 +95,7 @@ class SpectralWhiteNoise:
         half = np.sqrt(self.size / 2)
         nf, npair = len(self.free), len(self.pairs)
         for row, member in enumerate(members):
-            z = generator(seed, member, name, step).standard_normal(self.count)
+            z = _positioned(seed, member, name, step).standard_normal(self.count)
             flat = out[row].reshape(-1)
             flat[self.free] = half * (z[:nf] + 1j * z[nf:2 * nf])
             paired = half * (z[2 * nf:2 * nf + npair] + 1j * z[2 * nf + npair:2 * nf + 2 * npair])

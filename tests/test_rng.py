@@ -14,6 +14,19 @@ def test_streams_depend_only_on_seed_member_name_and_step():
         assert not np.array_equal(other[0], b[0])
 
 
+def test_batched_draws_are_a_fresh_generators_whatever_came_before():
+    """standard_normal reuses one generator, moved from stream to stream: its rows must be
+    what a new Generator of each stream draws, after an odd number of draws (a half-used
+    buffer) of another stream and in any member order."""
+    rng.standard_normal(9, [2], "other", 3, (3,))
+    rng.generator(9, 2, "other", 3).random()
+    a = rng.standard_normal(3, [5, 0, 5], "x", 7, (5,))
+    for row, member in zip(a, [5, 0, 5]):
+        assert np.array_equal(row, rng.generator(3, member, "x", 7).standard_normal(5))
+    uniform = rng._positioned(3, 5, "x", 7).random(3)
+    assert np.array_equal(uniform, rng.generator(3, 5, "x", 7).random(3))
+
+
 @pytest.mark.parametrize("shape", [(16, 16), (15, 16), (16, 15), (9, 7)])
 def test_spectral_white_noise_is_the_fft_of_unit_white_noise(shape):
     ny, nx = shape

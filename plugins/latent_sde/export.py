@@ -3,6 +3,8 @@
     python -m plugins.latent_sde.export --problem kdv --run runs/latent_sde/kdv --data data/kdv
         [--stages 0 5] [--out plugins/latent_sde/artifacts]
 
+(``--problem`` kdv or burgers2d: equations whose state is the observed field itself.)
+
 writes ``<problem>_eta<N>.pt`` for each stage N (:class:`~.emulator.LatentSDEEmulator`:
 physical field in and out, float64; the latent z as the plugin's state; the host's
 noise for the initial draw and the Euler-Maruyama increments; sampler ``substeps``
@@ -30,6 +32,9 @@ from .registry import ARTIFACTS
 from .train import data_case, load_observations, load_stage
 
 SUBSTEPS = 4
+
+
+EXPORTABLE = ("kdv", "burgers2d")  # their host state is the observed field u
 
 
 def manifest(problem, record, case, metrics, log):
@@ -90,13 +95,13 @@ def export_stages(problem, run, data, stages, out):
         paths.append(path)
     y, _ = load_observations(data, "test")
     path = os.path.join(out, f"{problem}_test0.npy")
-    np.save(path, y[0, 0, 0].numpy())  # the first channel: KdV's u
+    np.save(path, y[0, 0, 0].numpy())  # the one channel, u
     return paths + [path]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", required=True, choices=["kdv"])
+    parser.add_argument("--problem", required=True, choices=EXPORTABLE)
     parser.add_argument("--run", required=True, help="the train --out folder")
     parser.add_argument("--data", required=True, help="the generate folder")
     parser.add_argument("--stages", type=int, nargs="+", default=[0, 5])
