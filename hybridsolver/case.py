@@ -144,25 +144,27 @@ EQUATION_KEYS = {
             "discretization": Field("str", "spectral", choices=("spectral", "finite_difference"))},
     "burgers2d": {"viscosity": Field("float", 0.005, minimum=0.0),
                   "boundary": Field("str", "dirichlet", choices=("dirichlet", "periodic"))},
+    "observed": {"fields": Field("str", length="any")},
 }
 EQUATION_TABLES = {"navier_stokes2d": {"forcing": FORCINGS, "stochastic_forcing": None, "obstacle": OBSTACLES,
                                        "inflow": INFLOWS},
-                   "qg2layer": {}, "kdv": {}, "burgers2d": {}}
+                   "qg2layer": {}, "kdv": {}, "burgers2d": {}, "observed": {}}
 # initial-condition types each equation accepts
 EQUATION_INITIAL = {"navier_stokes2d": ("gaussian_random_field", "random_velocity", "taylor_green", "file"),
                     "qg2layer": ("pyqg_random", "file"), "kdv": ("random_packet", "file"),
-                    "burgers2d": ("random_packet", "file")}
+                    "burgers2d": ("random_packet", "file"), "observed": ("file",)}
 # defaults that differ by equation: {(section, key): value}
 EQUATION_DEFAULTS = {
     "qg2layer": {("grid", "dealias"): "exponential", ("time", "scheme"): "ab3"},
     "kdv": {("grid", "length"): [10.0], ("time", "scheme"): "etdrk4"},
     "burgers2d": {("grid", "length"): [1.0, 1.0], ("grid", "dealias"): "none", ("time", "scheme"): "heun"},
+    "observed": {("grid", "dealias"): "none", ("time", "scheme"): "heun"},
 }
 # time schemes and dealiasing each equation (or discretization) supports
 EQUATION_SCHEMES = {"navier_stokes2d": ("cn", "cn_rk4", "ab3", "etdrk4"), "qg2layer": ("cn", "cn_rk4", "ab3", "etdrk4"),
                     ("kdv", "spectral"): ("etdrk4",), ("kdv", "finite_difference"): ("rk4", "heun"),
-                    "burgers2d": ("heun", "rk4")}
-EQUATION_DEALIAS = {"kdv": ("2/3", "none"), "burgers2d": ("none",)}
+                    "burgers2d": ("heun", "rk4"), "observed": ("heun", "rk4")}
+EQUATION_DEALIAS = {"kdv": ("2/3", "none"), "burgers2d": ("none",), "observed": ("none",)}
 GRID_DIMENSIONS = {"kdv": 1}  # others: 2
 TWO_PI = 2 * math.pi
 SECTIONS = {
@@ -317,6 +319,8 @@ def validate(raw, source="case"):
                            "origin": Field("float", None, length=dims)}
         data[section] = _table(spec, given, section)
     _check_choices(data, name)
+    if name == "observed":
+        _check_field_names(data["equation"]["fields"])
     kinds = {k: v for k, v in INITIAL_CONDITIONS.items() if k in EQUATION_INITIAL[name]}
     if "random_packet" in kinds:
         kinds["random_packet"] = kinds["random_packet"] | {"center": Field("float", length=dims)}
@@ -329,6 +333,19 @@ def validate(raw, source="case"):
         raise CaseError("reference.dir: give exactly one of reference.dir (a run directory) and reference.path "
                         "(a truth netCDF file)")
     return data
+
+
+RESERVED_NAMES = ("member", "time", "step", "valid", "x", "y", "layer")  # dims and variables of the run files
+
+
+def _check_field_names(names):
+    """``equation.fields`` of ``observed``: distinct identifiers that are not a run file's own names."""
+    for i, name in enumerate(names):
+        if not name.isidentifier() or name in RESERVED_NAMES:
+            raise CaseError(f"equation.fields[{i}]: {name!r} is not a usable field name (a Python identifier "
+                            f"other than {', '.join(RESERVED_NAMES)})")
+        if name in names[:i]:
+            raise CaseError(f"equation.fields[{i}]: {name!r} is listed twice")
 
 
 def _check_choices(data, name):

@@ -57,9 +57,15 @@ class Simulation:
         self.step = 0
         self.output_names = self._output_names(d["output"].get("fields"))
         case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
-        field = self.equation.fields[0]
+        fields = self.equation.fields
+        if len(fields) > 1:
+            start = d["initial_condition"]
+            key = "path" if start.get("path", "").endswith(".npy") else "variable" if start.get("variable") else None
+            if key:
+                raise CaseError(f"initial_condition.{key}: names one field; {self.equation.name} has fields "
+                                f"{', '.join(fields)}, each read from the netCDF variable of its name")
         self.set_initial({field: make_initial(d["initial_condition"], self.grid, self.seed, self.members, case_dir,
-                                              field, self.field_shape(field))})
+                                              field, self.field_shape(field)) for field in fields})
         self.hooks = []
         self._hooks_started = False
         self._tendency = None

@@ -4,6 +4,7 @@ from ..grid import BoxGrid, Grid, PeriodicGrid1D
 from .burgers2d import Burgers2D
 from .kdv import KdVFiniteDifference, KdVSpectral
 from .navier_stokes2d import NavierStokes2D
+from .observed import Observed
 from .qg2layer import QG2Layer
 
 def make_equation(data, members, seed):
@@ -17,6 +18,9 @@ def make_equation(data, members, seed):
     elif name == "burgers2d":
         grid = BoxGrid(g["shape"], g["length"], periodic=params["boundary"] == "periodic", origin=g.get("origin"))
         cls = Burgers2D
+    elif name == "observed":
+        grid = BoxGrid(g["shape"], g["length"], periodic=True, origin=g.get("origin"))  # cells of length / shape
+        cls = Observed
     else:
         grid = Grid(g["shape"], g["length"], g["dealias"], params["filterfac"], g.get("origin"))
         cls = NavierStokes2D if name == "navier_stokes2d" else QG2Layer
