@@ -173,8 +173,9 @@ SECTIONS = {
              "dealias": Field("str", "2/3", choices=DEALIAS_CHOICES),
              # coordinates of the first grid point, in the order of shape (default: 0)
              "origin": Field("float", None, length=2)},
+    # start: the model time of step 0 (times in the case, t_end and plugin windows, are model times)
     "time": {"scheme": Field("str", "cn_rk4", choices=SCHEMES), "dt": Field("float", positive=True),
-             "t_end": Field("float", None, positive=True), "steps": Field("int", None, positive=True)},
+             "start": Field("float", 0.0), "t_end": Field("float", None), "steps": Field("int", None, positive=True)},
     "ensemble": {"members": Field("int", 1, positive=True), "seed": Field("int", 0, minimum=0),
                  "first_member": Field("int", 0, minimum=0)},
     "output": {"dir": Field("str", None), "fields_every": Field("int", 0, minimum=0),
@@ -264,11 +265,11 @@ class Case:
 
     @property
     def steps(self):
-        """Number of steps: ``time.steps`` or ``ceil(t_end / dt)``."""
+        """Number of steps: ``time.steps`` or ``ceil((t_end - start) / dt)``."""
         t = self.data["time"]
         if "steps" in t:
             return t["steps"]
-        return max(1, math.ceil(t["t_end"] / t["dt"] - 1e-9))
+        return max(1, math.ceil((t["t_end"] - t["start"]) / t["dt"] - 1e-9))
 
     def to_toml(self):
         return tomli_w.dumps(self.data)
@@ -329,6 +330,8 @@ def validate(raw, source="case"):
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):
         raise CaseError("time.t_end: give exactly one of time.t_end and time.steps")
+    if "t_end" in t and not t["t_end"] > t["start"]:
+        raise CaseError(f"time.t_end: expected a time after time.start = {t['start']:g}, got {t['t_end']:g}")
     if "reference" in data and ("dir" in data["reference"]) == ("path" in data["reference"]):
         raise CaseError("reference.dir: give exactly one of reference.dir (a run directory) and reference.path "
                         "(a truth netCDF file)")

@@ -84,10 +84,10 @@ def split_plan(case, steps):
         return {s: (list(range(first + SPLIT_OFFSETS[s], first + SPLIT_OFFSETS[s] + settings[s])), everything)
                 for s in SPLITS}
     bounds = settings.get("split_times")
-    times = steps * case.data["time"]["dt"]
+    times = case.data["time"]["start"] + steps * case.data["time"]["dt"]
     if bounds is None or not times[0] < bounds[0] < bounds[1] < times[-1]:
         raise CaseError(f"dataset.split_times: split = \"time\" needs two times t1 < t2 inside the case's "
-                        f"(0, {times[-1]:g}), got {bounds}")
+                        f"({times[0]:g}, {times[-1]:g}), got {bounds}")
     a, b = (t + 1e-9 * max(1.0, abs(t)) for t in bounds)  # a snapshot at t1 (to round-off) is train's
     members = list(range(first, first + settings.get("trajectories", 1)))
     return {"train": (members, np.flatnonzero(times <= a)),
@@ -129,7 +129,7 @@ def _create(path, sim, case, split, steps, dtype, meta, window):
         ds.createDimension("member", None)
         ds.createDimension("time", len(steps))
         ds.createVariable("member", "i8", ("member",))
-        ds.createVariable("time", "f8", ("time",))[:] = steps * sim.dt
+        ds.createVariable("time", "f8", ("time",))[:] = sim.start_time + steps * sim.dt
         ds.createVariable("step", "i8", ("time",))[:] = steps
         for name, (dims, shape) in define_field_axes(ds, sim, window).items():
             dims, chunks = ("member", "time") + dims, (1, 1) + shape

@@ -82,8 +82,8 @@ class Hook:
     ``hold_noise`` (tendency hooks) is the standard deviation, per grid point in
     physical space, of the white noise added to the held tendency at every step.
     ``name`` keys the hook's noise streams and figures; by default the class name
-    (numbered when taken).  ``start`` and ``stop`` (model time; default 0 and the end of
-    the run) are the hook's window: it acts only at steps whose time t has
+    (numbered when taken).  ``start`` and ``stop`` (model time; default the run's start,
+    ``time.start``, and its end) are the hook's window: it acts only at steps whose time t has
     start <= t < stop (to 1e-9 steps), and its schedule counts from the window's first
     step (``offset`` steps or time units after it).  A tendency hook's held tendency is
     dropped when its window closes.
@@ -110,13 +110,14 @@ class Hook:
         self.name = name  # None: the simulation names it after its class
         self.label = None  # None: the simulation calls it "hook 'NAME'"
 
-    def bind_window(self, dt):
-        """Turn the window into steps of length ``dt`` (:attr:`window_steps`: first step,
-        and the first step after it, None for none) and start the schedule at its first
-        step.  Done once, by :meth:`hybridsolver.Simulation.add_hook`."""
+    def bind_window(self, dt, t0=0.0):
+        """Turn the window (model times) into steps of length ``dt`` from step 0 at time
+        ``t0`` (:attr:`window_steps`: first step, and the first step after it, None for
+        none) and start the schedule at its first step.  Done once, by
+        :meth:`hybridsolver.Simulation.add_hook`."""
         start, stop = self.window
-        first = math.ceil(start / dt - 1e-9)
-        self.window_steps = (first, None if stop is None else math.ceil(stop / dt - 1e-9))
+        first = max(0, math.ceil((start - t0) / dt - 1e-9))
+        self.window_steps = (first, None if stop is None else max(0, math.ceil((stop - t0) / dt - 1e-9)))
         self.schedule.offset += first if self.schedule.every is not None else first * dt
 
     def active(self, step):
@@ -208,10 +209,10 @@ def check_returned(hook, value, expected_shape, step):
     return value
 
 
-def check_replace_overlap(hooks, members, dt):
+def check_replace_overlap(hooks, members, dt, t0=0.0):
     """CaseError naming both hooks when two replace ``hooks`` cover one member at one step
-    (their member rows and their windows, steps of length ``dt``, overlap; rows and
-    :attr:`Hook.window_steps` as the simulation set them)."""
+    (their member rows and their windows, steps of length ``dt`` from time ``t0``, overlap;
+    rows and :attr:`Hook.window_steps` as the simulation set them)."""
     for i, a in enumerate(hooks):
         for b in hooks[i + 1:]:
             lo, hi = max(a.rows.start, b.rows.start), min(a.rows.stop, b.rows.stop)
@@ -219,7 +220,7 @@ def check_replace_overlap(hooks, members, dt):
             stops = [s for s in (a.window_steps[1], b.window_steps[1]) if s is not None]
             stop = min(stops) if stops else None
             if lo < hi and (stop is None or first < stop):
-                until = f"t < {stop * dt:g}" if stop is not None else "the end"
+                until = f"t < {t0 + stop * dt:g}" if stop is not None else "the end"
                 raise CaseError(f"{a.label} and {b.label} both replace members {members[lo]}..{members[hi - 1]} "
-                                f"from t = {first * dt:g} to {until}: a member takes one replace plugin at a "
+                                f"from t = {t0 + first * dt:g} to {until}: a member takes one replace plugin at a "
                                 "time (give them disjoint members or start/stop windows)")

@@ -39,7 +39,7 @@ class Simulation:
     ``state`` is the equation's state (``equation.state_shape``, ``state_dtype``): the
     spectral state, complex ``(M, [layers,] ny, nx//2+1)`` or ``(M, n//2+1)``, or the
     physical field of finite-difference equations, real ``(M, [ny,] nx)``; ``step`` counts
-    steps taken and ``time = step * dt``.
+    steps taken and ``time = time.start + step * dt``.
     """
 
     def __init__(self, case):
@@ -52,6 +52,7 @@ class Simulation:
         self.stepper = make_stepper(d["time"]["scheme"], self.equation, d["time"]["dt"])
         self.grid = self.equation.grid
         self.dt = d["time"]["dt"]
+        self.start_time = d["time"]["start"]
         self.total_steps = case.steps
         self.state = fft.zeros(self.equation.state_shape, self.equation.state_dtype)
         self.step = 0
@@ -84,7 +85,7 @@ class Simulation:
 
     @property
     def time(self):
-        return self.step * self.dt
+        return self.start_time + self.step * self.dt
 
     def field_shape(self, name):
         """One member's physical shape of field ``name`` (a state field or a derived one):
@@ -141,7 +142,7 @@ class Simulation:
         except ValueError as exc:
             raise CaseError(f"hook '{hook.name}' members: {exc}") from None
         hook.label = hook.label or f"hook '{hook.name}'"
-        hook.bind_window(self.dt)
+        hook.bind_window(self.dt, self.start_time)
         hook.stats = HookStats()
         rows_shape = self.state[hook.rows].shape
         if hook.callsite == "replace":
@@ -177,7 +178,7 @@ class Simulation:
         if self._hooks_started:
             return
         self._callsites = {c: [h for h in self.hooks if h.callsite == c] for c in CALLSITES}
-        check_replace_overlap(self._callsites["replace"], self.members, self.dt)
+        check_replace_overlap(self._callsites["replace"], self.members, self.dt, self.start_time)
         for hook in self.hooks:
             hook.start(self)
         self._noisy = [h for h in self._callsites["tendency"] if h.hold_noise]

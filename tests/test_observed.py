@@ -1,5 +1,6 @@
 """The ``observed`` host: named fields on a window, no dynamics of its own, stepped by
-emulators (the latent-SDE cylinder's (u, v) window); its persistence, files and errors."""
+emulators (the latent-SDE cylinder's (u, v) window); its persistence, files and errors;
+and the model time's origin ``time.start`` (that data's test split starts at t = 14)."""
 import netCDF4
 import numpy as np
 import pytest
@@ -104,4 +105,34 @@ def test_a_missing_field_variable_is_named(tmp_path):
     raw = _case(tmp_path)
     raw["equation"]["fields"] = ["u", "w"]
     with pytest.raises(CaseError, match="has no variable 'w'"):
+        Simulation.from_case(raw)
+
+
+class Clock(torch.nn.Module):
+    """A replace emulator whose fields become the model time it was called at."""
+
+    def forward(self, x: torch.Tensor, noise: list[torch.Tensor], options: dict[str, float]) -> torch.Tensor:
+        return torch.full_like(x, options["time"])
+
+
+def test_time_start_is_the_model_time_of_step_0_for_files_plugins_windows_and_t_end(tmp_path):
+    path = str(tmp_path / "clock.pt")
+    io = [{"field": name, "space": "physical"} for name in ("u", "v")]
+    export(Clock(), {"name": "clock", "version": "1", "kind": "emulator", "callsite": "replace",
+                     "equation": "observed", "grid": {"shape": list(SHAPE), "length": [0.6, 2.0]},
+                     "inputs": io, "outputs": io, "dtype": "float64", "devices": ["cpu"], "every": 1,
+                     "stochastic": False, "noise": [], "sampler": {}, "provenance": {"trained": False}}, path)
+    raw = _case(tmp_path, [{"path": path, "every": 1, "start": 14.02}])
+    raw["time"] = {"dt": 0.01, "start": 14.0, "t_end": 14.05}
+    sim = Simulation.from_case(raw)
+    assert sim.total_steps == 5 and sim.time == 14.0
+    sim.run()
+    assert sim.hook_report()["clock"]["calls"] == 3  # at t = 14.02, 14.03, 14.04
+    assert np.allclose(sim.state, 14.04, rtol=1e-15, atol=0)  # the last call's time
+    with xr.open_dataset(tmp_path / "run" / "fields.nc") as ds:
+        assert np.allclose(ds["time"], 14.0 + 0.01 * np.arange(6), rtol=0, atol=1e-12)
+        assert np.array_equal(ds["u"][0, 2], _start(tmp_path)[1])  # the window opens at t = 14.02
+        assert np.allclose(ds["u"][0, 3], 14.02, rtol=1e-15, atol=0)
+    raw["time"]["t_end"] = 14.0
+    with pytest.raises(CaseError, match=r"time.t_end: expected a time after time.start = 14, got 14"):
         Simulation.from_case(raw)
