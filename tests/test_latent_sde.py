@@ -266,7 +266,7 @@ def _kdv_emulator_case(tmp_path, members, max_batch=None, first_member=0, steps=
         model = _tiny_model()
         record = {"config": dataclasses.asdict(model.config), "args": ["kdv", "data", 2, 3, 16, 0]}
         case = {"equation": {"name": "kdv"}, "grid": {"shape": [64], "length": [10.0]}}
-        export(LatentSDEEmulator(model), manifest("kdv", record, case, {}, {}), path)
+        export(LatentSDEEmulator(model), manifest("kdv", record, case, {}, {}, ["u"]), path)
     entry = {"path": path, "every": 1} | ({"max_batch": max_batch} if max_batch else {})
     return {"equation": {"name": "kdv", "viscosity": 0.02, "discretization": "finite_difference"},
             "grid": {"shape": [64], "length": [10.0]},
@@ -379,3 +379,46 @@ def test_the_cylinder_model_has_the_paper_s_sizes_and_its_coupling_sees_time_and
     f1 = model.drift(flat, torch.ones(2))[:, :512]
     assert not torch.allclose(f0, f1) and f0[0].reshape(2, 256).std(dim=1).min() > 0
     assert torch.equal(node_coordinates((8, 32))[33], torch.tensor([1 / 32, 1 / 8], dtype=torch.float64))
+
+
+def test_a_window_emulator_runs_on_the_observed_host_from_its_start_file(tmp_path):
+    """A cylinder-shaped model (two channels u, v on a 2D window, coupling with time and
+    place) exports for the ``observed`` host on the dataset's window; the host starts it
+    from export's netCDF start file at the test split's time and steps every member,
+    member 2 with the same bits alone as in an ensemble of 3."""
+    from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
+    from hybridsolver_plugins.latent_sde.export import manifest, write_start
+    from hybridsolver_plugins.latent_sde.model import Config, LatentSDE
+
+    from hybridsolver import Simulation
+    from hybridsolver.plugin import export
+
+    torch.manual_seed(5)
+    config = Config(grid=(16, 32), channels=2, stride=4, kernel=9, n_eta=2, micro_widths=(2, 4), micro_kernel=3,
+                    micro_stride=2, macro_hidden=(8,), micro_hidden=(8,), psi_linear=True, coupling=True,
+                    coupling_hidden=(8,))
+    model = LatentSDE(config, dtype=torch.float32).eval()
+    record = {"config": dataclasses.asdict(config), "args": ["cylinder", "data", 2, 3, 16, 0]}
+    case = {"equation": {"name": "navier_stokes2d"}, "grid": {"shape": [128, 1152], "length": [1.0, 9.0]},
+            "dataset": {"window_shape": [16, 32], "window_spacing": [0.0125, 0.0125]}}
+    written = manifest("cylinder", record, case, {}, {}, ["u", "v"])
+    assert written["equation"] == "observed" and written["grid"] == {"shape": [16, 32], "length": [0.2, 0.4]}
+    path = str(tmp_path / "cylinder.pt")
+    export(LatentSDEEmulator(model), written, path)
+    y0 = np.stack([np.cos(np.arange(32) / 5)[None, :] * np.ones((16, 1)), np.full((16, 32), 0.1)])
+    start = write_start(str(tmp_path / "cylinder_test0"), ["u", "v"], y0)
+    assert start.endswith(".nc")
+
+    def run(members, first=0):
+        sim = Simulation.from_case({
+            "equation": {"name": "observed", "fields": ["u", "v"]},
+            "grid": {"shape": [16, 32], "length": [0.2, 0.4], "origin": [-0.49375, -0.49375]},
+            "initial_condition": {"type": "file", "path": start}, "time": {"dt": 0.01, "start": 14.0, "steps": 3},
+            "ensemble": {"members": members, "seed": 0, "first_member": first},
+            "plugins": [{"path": path, "every": 1}], "output": {"fields_every": 0, "diagnostics_every": 0}})
+        sim.advance(3)
+        return sim.state
+
+    ensemble = run(3)
+    assert np.array_equal(ensemble[2], run(1, first=2)[0])
+    assert not np.allclose(ensemble[0], y0) and not np.array_equal(ensemble[0], ensemble[1])

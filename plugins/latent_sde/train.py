@@ -43,16 +43,31 @@ PROBLEMS = {"kdv": KDV, "burgers2d": BURGERS, "cylinder": CYLINDER}
 DECAY_EVERY, DECAY, WARMUP, LOG_EVERY, CLIP_NORM = 2000, 0.9, 5000, 200, 100.0
 
 
-def load_observations(folder, split="train"):
-    """``(y (trajectories, T, C, *grid) float64, t (T,))`` of a generate split file."""
+def _split_file(folder, split):
     path = os.path.join(folder, f"{split}.nc")
     if not os.path.isfile(path):
         raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
-    with netCDF4.Dataset(path) as ds:
+    return path
+
+
+def _field_names(ds):
+    return [v for v in ds.variables if ds[v].dimensions[:2] == ("member", "time") and not v.endswith("_noise")
+            and v not in ("valid",)]
+
+
+def field_names(folder, split="test"):
+    """The observed fields of a generate split file, in the order of load_observations' channels."""
+    with netCDF4.Dataset(_split_file(folder, split)) as ds:
+        return _field_names(ds)
+
+
+def load_observations(folder, split="train"):
+    """``(y (trajectories, T, C, *grid) float64, t (T,))`` of a generate split file, C the
+    fields of :func:`field_names`."""
+    with netCDF4.Dataset(_split_file(folder, split)) as ds:
         ds.set_auto_mask(False)
         rows = int(ds.complete)
-        names = [v for v in ds.variables if ds[v].dimensions[:2] == ("member", "time") and not v.endswith("_noise")
-                 and v not in ("valid",)]
+        names = _field_names(ds)
         fields = [np.asarray(ds[n][:rows], np.float64) + np.asarray(ds[f"{n}_noise"][:rows], np.float64) for n in names]
         t = np.asarray(ds["time"][:], np.float64)
     return torch.from_numpy(np.stack(fields, axis=2)), torch.from_numpy(t)
@@ -60,10 +75,7 @@ def load_observations(folder, split="train"):
 
 def data_case(folder):
     """The resolved case (dict) that made the ``generate`` folder (read from its test.nc)."""
-    path = os.path.join(folder, "test.nc")
-    if not os.path.isfile(path):
-        raise CaseError(f"{path}: no dataset (make it with hybridsolver generate)")
-    with netCDF4.Dataset(path) as ds:
+    with netCDF4.Dataset(_split_file(folder, "test")) as ds:
         return tomllib.loads(ds.case)
 
 
