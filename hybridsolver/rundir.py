@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 
-from .case import CaseError, first_difference
+from .case import CaseError, first_difference, validate
 from .output import read_run_case
 
 LOCK = "lock"
@@ -149,7 +149,8 @@ def check_space(run_dir, sizes, force=False):
 
 def check_resumable(run_dir, data):
     """CaseError naming the file unless ``run_dir`` holds a complete checkpoint and a
-    ``case.toml`` equal to the resolved case ``data``; removes the temporary files that
+    ``case.toml`` equal to the resolved case ``data`` (once resolved again: a key that a
+    later version added takes its default in both); removes the temporary files that
     interrupted writes left."""
     for name in TEMPORARY:
         path = os.path.join(run_dir, name)
@@ -162,9 +163,14 @@ def check_resumable(run_dir, data):
     if checkpoint_step(run_dir) is None:
         raise CaseError(f"{checkpoint}: damaged (not a complete .npz checkpoint); this run directory cannot be "
                         "resumed: start the run again (without --resume) or from another copy")
-    difference = first_difference(read_run_case(run_dir), data)
+    stored = os.path.join(run_dir, "case.toml")
+    try:
+        started = validate(read_run_case(run_dir), stored)
+    except CaseError as exc:
+        raise CaseError(f"{stored}: the run's case no longer validates ({exc}); start it again") from None
+    difference = first_difference(started, data)
     if difference:
-        raise CaseError(f"{os.path.join(run_dir, 'case.toml')}: the run was started with {difference}; resume it "
+        raise CaseError(f"{stored}: the run was started with {difference}; resume it "
                         "with the same case")
 
 

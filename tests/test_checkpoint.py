@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
@@ -151,6 +152,21 @@ def test_resume_refuses_another_case_and_a_directory_without_checkpoint(tmp_path
     empty = str(tmp_path / "empty")
     assert main(["run", restart_case, "--resume", "--out", empty, "--quiet"]) == 2
     assert "checkpoint.npz: no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_a_run_started_before_a_key_existed_resumes_with_its_default(tmp_path, restart_case):
+    """A run directory whose case.toml lacks a key a later version added (here time.start,
+    default 0) resumes: both cases are compared once resolved, the default filled in."""
+    whole = str(tmp_path / "whole")
+    Simulation.from_case(restart_case).run(out_dir=whole, progress=False)
+    out = str(tmp_path / "old")
+    assert _run_until_signal(restart_case, out, 30, signal.SIGKILL) == -signal.SIGKILL
+    stored = tomllib.loads(open(os.path.join(out, "case.toml")).read())
+    del stored["time"]["start"]
+    with open(os.path.join(out, "case.toml"), "w") as f:
+        f.write(tomli_w.dumps(stored))
+    assert main(["run", restart_case, "--resume", "--out", out, "--quiet"]) == 0
+    assert_same_run_files(out, whole)
 
 
 def test_a_checkpoint_with_non_finite_history_is_never_written(tmp_path, case):
