@@ -43,13 +43,14 @@ class Rotate(torch.nn.Module):
         return torch.stack([-x[:, 1], x[:, 0]], dim=1)
 
 
-def _rotate_artifact(tmp_path):
-    path = str(tmp_path / "rotate.pt")
-    io = [{"field": name, "space": "physical"} for name in ("u", "v")]
-    export(Rotate(), {"name": "rotate", "version": "1", "kind": "emulator", "callsite": "replace",
-                      "equation": "observed", "grid": {"shape": list(SHAPE), "length": [0.6, 2.0]},
-                      "inputs": io, "outputs": io, "dtype": "float64", "devices": ["cpu"], "every": 1,
-                      "stochastic": False, "noise": [], "sampler": {}, "provenance": {"trained": False}}, path)
+def _artifact(tmp_path, module, name):
+    """``module`` exported as the (u, v) replace emulator ``name`` of the test window."""
+    path = str(tmp_path / f"{name}.pt")
+    io = [{"field": field, "space": "physical"} for field in ("u", "v")]
+    export(module, {"name": name, "version": "1", "kind": "emulator", "callsite": "replace",
+                    "equation": "observed", "grid": {"shape": list(SHAPE), "length": [0.6, 2.0]},
+                    "inputs": io, "outputs": io, "dtype": "float64", "devices": ["cpu"], "every": 1,
+                    "stochastic": False, "noise": [], "sampler": {}, "provenance": {"trained": False}}, path)
     return path
 
 
@@ -71,7 +72,7 @@ def test_a_member_no_plugin_covers_keeps_its_fields_and_the_files_carry_the_wind
 
 def test_an_emulator_steps_both_fields_of_the_window(tmp_path):
     _, u = _start(tmp_path)
-    sim = Simulation.from_case(_case(tmp_path, [{"path": _rotate_artifact(tmp_path), "every": 1}]))
+    sim = Simulation.from_case(_case(tmp_path, [{"path": _artifact(tmp_path, Rotate(), "rotate"), "every": 1}]))
     sim.advance(3)  # three quarter turns: (u, v) -> (-v, u) -> (-u, -v) -> (v, -u)
     assert sim.hook_report()["rotate"]["calls"] == 3
     assert np.array_equal(sim.state[0, 0], -u / 3) and np.array_equal(sim.state[1, 1], -u)
@@ -116,13 +117,7 @@ class Clock(torch.nn.Module):
 
 
 def test_time_start_is_the_model_time_of_step_0_for_files_plugins_windows_and_t_end(tmp_path):
-    path = str(tmp_path / "clock.pt")
-    io = [{"field": name, "space": "physical"} for name in ("u", "v")]
-    export(Clock(), {"name": "clock", "version": "1", "kind": "emulator", "callsite": "replace",
-                     "equation": "observed", "grid": {"shape": list(SHAPE), "length": [0.6, 2.0]},
-                     "inputs": io, "outputs": io, "dtype": "float64", "devices": ["cpu"], "every": 1,
-                     "stochastic": False, "noise": [], "sampler": {}, "provenance": {"trained": False}}, path)
-    raw = _case(tmp_path, [{"path": path, "every": 1, "start": 14.02}])
+    raw = _case(tmp_path, [{"path": _artifact(tmp_path, Clock(), "clock"), "every": 1, "start": 14.02}])
     raw["time"] = {"dt": 0.01, "start": 14.0, "t_end": 14.05}
     sim = Simulation.from_case(raw)
     assert sim.total_steps == 5 and sim.time == 14.0
