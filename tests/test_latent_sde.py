@@ -422,3 +422,17 @@ def test_a_window_emulator_runs_on_the_observed_host_from_its_start_file(tmp_pat
     ensemble = run(3)
     assert np.array_equal(ensemble[2], run(1, first=2)[0])
     assert not np.allclose(ensemble[0], y0) and not np.array_equal(ensemble[0], ensemble[1])
+
+
+def test_the_gaussian_coverage_of_draws_from_the_predictive_law_is_95_percent():
+    """Points drawn from N(mean, var) fall inside its 95% interval 95% of the time (to 4
+    binomial standard errors over 1e5 points), and a law with a quarter of the variance
+    (half the spread) covers far less."""
+    from hybridsolver_plugins.latent_sde.evaluate import gaussian_coverage
+
+    g = torch.Generator().manual_seed(7)
+    mean = torch.linspace(-1.0, 2.0, 1000, **F64)
+    var = torch.linspace(0.1, 3.0, 1000, **F64)
+    y = mean + var.sqrt() * torch.randn((100, 1000), generator=g, **F64)
+    assert abs(gaussian_coverage(y, mean, var) - 0.95) < 4 * (0.95 * 0.05 / 1e5) ** 0.5
+    assert abs(gaussian_coverage(y, mean, var / 4) - 0.673) < 0.01  # P(|Z| <= 0.98)

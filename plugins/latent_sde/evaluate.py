@@ -8,10 +8,13 @@ For every ``eta<N>.pt`` of the run (or those of ``--stages``) and every test tra
 ``paths`` sample paths of the emulator (:class:`~.emulator.LatentSDEEmulator`, the
 module that is exported) start from the encoder at the first test snapshot and step from snapshot to snapshot with
 ``substeps`` Euler-Maruyama steps each; the predictive mean is the mean of mu_y over
-the paths.  The table goes to ``--out`` (rows of other stages already there are kept).
-The test error of a snapshot is ||y - mean||_2 / ||y||_2 against the
+the paths, the predictive variance Sigma_y (the likelihood's, the same for every z) plus
+the paths' variance of mu_y.  The table goes to ``--out`` (rows of other stages already
+there are kept).  The test error of a snapshot is ||y - mean||_2 / ||y||_2 against the
 observed (noisy) test field y; the table gives its mean and standard deviation over all
-test snapshots after the first, per stage.
+test snapshots after the first, per stage, and ``coverage95``: the fraction of their
+points with |y - mean| <= 1.96 sqrt(variance), the coverage of the Gaussian 95%
+predictive interval (the host run's members carry mu_y only, without Sigma_y).
 
 The coarse-solver baseline (row ``coarse``) is the host itself on the macroscale grid
 (the fine grid divided by the model's stride per axis): the data's case with that grid
@@ -37,14 +40,15 @@ from .emulator import LatentSDEEmulator
 from .train import data_case, load_observations, load_stage
 
 
-def predictive_mean(emulator, y0, times, paths, substeps, generator):
-    """Mean over ``paths`` sample paths of mu_y at ``times`` (T,), started from the
-    encoder at ``y0`` (C, *grid) at times[0]: (T, C, *grid) float64 (row 0 the first
-    call's start, mu_y of the encoder's draw is not taken: row 0 is y0 itself)."""
+def predictive_moments(emulator, y0, times, paths, substeps, generator):
+    """Mean and variance over ``paths`` sample paths of mu_y at ``times`` (T,), started
+    from the encoder at ``y0`` (C, *grid) at times[0]: two (T, C, *grid) float64 (row 0
+    the first call's start, mu_y of the encoder's draw is not taken: row 0 is y0 itself,
+    variance 0)."""
     n_z = emulator.encoder_std.shape[0]
     x = y0[None].expand((paths,) + tuple(y0.shape)).double()
     state = [torch.zeros(paths, n_z)]
-    out = [y0.double()]
+    out, spread = [y0.double()], [torch.zeros_like(y0, dtype=torch.float64)]
     for j in range(len(times) - 1):
         noise = [torch.randn(paths, n_z, generator=generator, dtype=torch.float64),
                  torch.randn(paths, substeps, n_z, generator=generator, dtype=torch.float64)]
@@ -52,7 +56,14 @@ def predictive_mean(emulator, y0, times, paths, substeps, generator):
                    "dt": float(times[j + 1] - times[j]), "time": float(times[j])}
         x, state = emulator(x, noise, options, state)
         out.append(x.mean(0))
-    return torch.stack(out)
+        spread.append(x.var(0))
+    return torch.stack(out), torch.stack(spread)
+
+
+def gaussian_coverage(y, mean, var):
+    """The fraction of the points of ``y`` inside the central 95% interval of N(mean, var)
+    (|y - mean| <= 1.96 sqrt(var)); tensors of one shape, or broadcastable."""
+    return ((y - mean).abs() <= 1.96 * var.sqrt()).double().mean().item()
 
 
 def relative_errors(y, mean):
@@ -120,14 +131,16 @@ def evaluate(run, data, paths=64, substeps=4, seed=0, progress=True, stages=None
     for path in stages:
         model, record = load_stage(path)
         emulator = torch.jit.script(LatentSDEEmulator(model))
+        var_y = model.decode(torch.zeros(1, emulator.encoder_std.shape[0]))[1].double()  # the same for every z
         generator = torch.Generator().manual_seed(seed)
-        errors = []
+        errors, inside = [], []
         for k in tqdm(range(y.shape[0]), disable=not progress, desc=os.path.basename(path)):
-            mean = predictive_mean(emulator, y[k, 0], t, paths, substeps, generator)
+            mean, spread = predictive_moments(emulator, y[k, 0], t, paths, substeps, generator)
             errors.append(relative_errors(y[k, 1:], mean[1:]))
+            inside.append(gaussian_coverage(y[k, 1:], mean[1:], var_y + spread[1:]))
         errors = np.concatenate(errors)
         table[os.path.basename(path)[:-3]] = {"n_eta": model.config.n_eta, "mean": float(errors.mean()),
-                                               "std": float(errors.std())}
+                                               "std": float(errors.std()), "coverage95": float(np.mean(inside))}
     errors = coarse_baseline(data, model.config.stride)
     table["coarse"] = {"grid": [n // model.config.stride for n in model.config.grid], "mean": float(errors.mean()),
                        "std": float(errors.std())}
@@ -167,7 +180,8 @@ def main(argv=None):
         return 2
     table = update_table(out, table)
     for name, row in table.items():
-        print(f"{name}: test error {row['mean']:.3f} ± {row['std']:.3f}")
+        coverage = f", 95% interval coverage {row['coverage95']:.2f}" if "coverage95" in row else ""
+        print(f"{name}: test error {row['mean']:.3f} ± {row['std']:.3f}{coverage}")
     return 0
 
 
