@@ -436,3 +436,25 @@ def test_the_gaussian_coverage_of_draws_from_the_predictive_law_is_95_percent():
     y = mean + var.sqrt() * torch.randn((100, 1000), generator=g, **F64)
     assert abs(gaussian_coverage(y, mean, var) - 0.95) < 4 * (0.95 * 0.05 / 1e5) ** 0.5
     assert abs(gaussian_coverage(y, mean, var / 4) - 0.673) < 0.01  # P(|Z| <= 0.98)
+
+
+def test_the_windowed_coarse_baseline_is_the_data_s_own_run_at_coarsening_1(tmp_path, monkeypatch):
+    """The cylinder's coarse baseline reruns the data's case on a coarser grid and samples
+    its window: without coarsening (and the data's dt, half the snapshot interval) it is
+    the data's own trajectory, to round-off; coarsened 2x it differs."""
+    from hybridsolver_plugins.latent_sde import evaluate
+    from hybridsolver_plugins.latent_sde.train import data_case, load_observations
+
+    from hybridsolver.datasets import generate
+
+    case = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "cylinder_re160.toml")
+    wake = {"grid.shape": [32, 288], "time.dt": 0.003, "time.t_end": 0.06, "output.fields_every": 2,
+            "dataset.split_times": [0.02, 0.04], "dataset.window_shape": [8, 32],
+            "dataset.window_spacing": [0.125, 0.125], "dataset.window_start": [-0.4375, -0.4375]}
+    generate(case, str(tmp_path / "data"), wake, progress=False, dtype="float64")
+    y, t = load_observations(str(tmp_path / "data"), "test")
+    monkeypatch.setattr(evaluate, "WINDOW_COARSENING", 1)
+    same = evaluate.coarse_window_baseline(data_case(str(tmp_path / "data")), y, t)
+    assert same.shape == (len(t) - 1,) and same.max() < 1e-12
+    monkeypatch.setattr(evaluate, "WINDOW_COARSENING", 2)
+    assert evaluate.coarse_window_baseline(data_case(str(tmp_path / "data")), y, t).min() > 1e-6
