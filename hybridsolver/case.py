@@ -320,12 +320,12 @@ def validate(raw, source="case"):
                            "origin": Field("float", None, length=dims)}
         data[section] = _table(spec, given, section)
     _check_choices(data, name)
-    if name == "observed":
-        _check_field_names(data["equation"]["fields"])
     kinds = {k: v for k, v in INITIAL_CONDITIONS.items() if k in EQUATION_INITIAL[name]}
     if "random_packet" in kinds:
         kinds["random_packet"] = kinds["random_packet"] | {"center": Field("float", length=dims)}
     data["initial_condition"] = _typed_table(kinds, raw["initial_condition"], "initial_condition")
+    if name == "observed":
+        _check_observed(data["equation"]["fields"], data["initial_condition"])
     data["plugins"] = _plugins(raw.get("plugins", []))
     t = data["time"]
     if ("t_end" in t) == ("steps" in t):
@@ -341,14 +341,20 @@ def validate(raw, source="case"):
 RESERVED_NAMES = ("member", "time", "step", "valid", "x", "y", "layer")  # dims and variables of the run files
 
 
-def _check_field_names(names):
-    """``equation.fields`` of ``observed``: distinct identifiers that are not a run file's own names."""
+def _check_observed(names, start):
+    """``equation.fields`` of ``observed``: distinct identifiers that are not a run file's
+    own names; with several, the start file names none of them (each is read from the
+    netCDF variable of its name)."""
     for i, name in enumerate(names):
         if not name.isidentifier() or name in RESERVED_NAMES:
             raise CaseError(f"equation.fields[{i}]: {name!r} is not a usable field name (a Python identifier "
                             f"other than {', '.join(RESERVED_NAMES)})")
         if name in names[:i]:
             raise CaseError(f"equation.fields[{i}]: {name!r} is listed twice")
+    key = "path" if start["path"].endswith(".npy") else "variable" if start.get("variable") else None
+    if len(names) > 1 and key:
+        raise CaseError(f"initial_condition.{key}: names one field; observed has fields {', '.join(names)}, "
+                        "each read from the netCDF variable of its name")
 
 
 def _check_choices(data, name):
