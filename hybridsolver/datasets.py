@@ -129,7 +129,7 @@ def _create(path, sim, case, split, steps, dtype, meta, window):
         ds.createDimension("member", None)
         ds.createDimension("time", len(steps))
         ds.createVariable("member", "i8", ("member",))
-        ds.createVariable("time", "f8", ("time",))[:] = sim.start_time + steps * sim.dt
+        ds.createVariable("time", "f8", ("time",))[:] = sim.time_at(steps)
         ds.createVariable("step", "i8", ("time",))[:] = steps
         for name, (dims, shape) in define_field_axes(ds, sim, window).items():
             dims, chunks = ("member", "time") + dims, (1, 1) + shape

@@ -58,15 +58,8 @@ class Simulation:
         self.step = 0
         self.output_names = self._output_names(d["output"].get("fields"))
         case_dir = os.path.dirname(os.path.abspath(case.path)) if case.path else None
-        fields = self.equation.fields
-        if len(fields) > 1:
-            start = d["initial_condition"]
-            key = "path" if start.get("path", "").endswith(".npy") else "variable" if start.get("variable") else None
-            if key:
-                raise CaseError(f"initial_condition.{key}: names one field; {self.equation.name} has fields "
-                                f"{', '.join(fields)}, each read from the netCDF variable of its name")
         self.set_initial({field: make_initial(d["initial_condition"], self.grid, self.seed, self.members, case_dir,
-                                              field, self.field_shape(field)) for field in fields})
+                                              field, self.field_shape(field)) for field in self.equation.fields})
         self.hooks = []
         self._hooks_started = False
         self._tendency = None
@@ -85,7 +78,11 @@ class Simulation:
 
     @property
     def time(self):
-        return self.start_time + self.step * self.dt
+        return self.time_at(self.step)
+
+    def time_at(self, step):
+        """The model time of ``step`` (an int or an array of them): time.start + step * dt."""
+        return self.start_time + step * self.dt
 
     def field_shape(self, name):
         """One member's physical shape of field ``name`` (a state field or a derived one):

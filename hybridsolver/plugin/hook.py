@@ -199,7 +199,7 @@ class ArtifactHook(Hook):
 
     def _module_call(self, x, noise, step, sim, state, first):
         options = self.sampler | self.lengths | {
-            "dt": float(sim.dt), "time": float(sim.start_time + step * sim.dt), "every": float(self.schedule.every or 0),
+            "dt": float(sim.dt), "time": float(sim.time_at(step)), "every": float(self.schedule.every or 0),
             "first": 1.0 if first else 0.0}
         if self.stateful:
             return self.module(x, noise, options, state)
