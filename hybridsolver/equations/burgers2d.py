@@ -31,6 +31,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from .physical import PhysicalState
+
 
 @numba.njit(parallel=True, cache=True)
 def _tendency(u, out, cx, cy, dx2, dy2, nu, periodic):
@@ -59,18 +61,11 @@ def _tendency(u, out, cx, cy, dx2, dy2, nu, periodic):
             o[nx - 1] = 0.0
 
 
-class Burgers2D:
+class Burgers2D(PhysicalState):
     """Finite-difference 2D Burgers for an ensemble of ``members`` on a :class:`BoxGrid`."""
 
     name = "burgers2d"
     fields = ("u",)
-    field_layers = {}
-    derived_fields = {}
-    state_dtype = np.float64
-    linear = None
-    state_filter = None
-    stochastic = False
-    transforms = None
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
@@ -95,9 +90,6 @@ class Burgers2D:
             x[:, :, 0] = 0.0
             x[:, :, -1] = 0.0
 
-    def add_noise(self, u, step, dt):
-        """No stochastic forcing in this model."""
-
     def to_fields(self, u):
         """{'u': (M, ny, nx)}: a copy of the state."""
         return {"u": np.array(u)}
@@ -108,15 +100,7 @@ class Burgers2D:
         self.zero_walls(u)
         return u
 
-    def derived_spectra(self, u, names):
-        """No derived fields: {}."""
-        return {}
-
     def diagnostics(self, u, dt):
         """Per-member scalars (M,): mean, energy (mean of u^2/2), max_abs."""
         return {"mean": u.mean(axis=(1, 2)), "energy": 0.5 * (u**2).mean(axis=(1, 2)),
                 "max_abs": np.abs(u).max(axis=(1, 2))}
-
-    def spectra(self, u):
-        """No spectra: {}."""
-        return {}

@@ -19,18 +19,13 @@ velocity components) and ``max_abs`` (over every field).
 """
 import numpy as np
 
+from .physical import PhysicalState
 
-class Observed:
+
+class Observed(PhysicalState):
     """The zero dynamics of ``params["fields"]`` on a window grid, for ``members``."""
 
     name = "observed"
-    field_layers = {}
-    derived_fields = {}
-    state_dtype = np.float64
-    linear = None
-    state_filter = None
-    stochastic = False
-    transforms = None
 
     def __init__(self, grid, params, members, seed=0):
         self.grid = grid
@@ -42,9 +37,6 @@ class Observed:
         """out = 0: nothing changes the fields but the plugins."""
         out[...] = 0.0
 
-    def add_noise(self, state, step, dt):
-        """No stochastic forcing in this model."""
-
     def to_fields(self, state):
         """{field: (M, ny, nx)}: copies of the state's channels."""
         return {name: np.array(state[:, c]) for c, name in enumerate(self.fields)}
@@ -53,16 +45,8 @@ class Observed:
         """State (M, C, ny, nx) from {field: (M, ny, nx)}."""
         return np.stack([np.asarray(fields[name], dtype=np.float64) for name in self.fields], axis=1)
 
-    def derived_spectra(self, state, names):
-        """No derived fields: {}."""
-        return {}
-
     def diagnostics(self, state, dt):
         """Per-member scalars (M,): mean_<field>, energy (mean of the summed squares / 2), max_abs."""
         out = {f"mean_{name}": state[:, c].mean(axis=(1, 2)) for c, name in enumerate(self.fields)}
         return out | {"energy": 0.5 * (state ** 2).sum(axis=1).mean(axis=(1, 2)),
                       "max_abs": np.abs(state).max(axis=(1, 2, 3))}
-
-    def spectra(self, state):
-        """No spectra (the window is not periodic): {}."""
-        return {}
