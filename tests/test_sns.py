@@ -1,0 +1,82 @@
+"""The SNS family's DDPM noise schedules (plugins/sns/schedule.py): the cosine and linear
+tables, the forward marginal and the ancestral reverse step against the closed-form
+Gaussian posterior."""
+import math
+
+import pytest
+import torch
+
+from hybridsolver_plugins.sns.schedule import NoiseSchedule
+
+
+def test_the_cosine_schedule_is_f_of_s_over_f_of_0_with_only_the_last_beta_clipped():
+    schedule = NoiseSchedule.cosine(1000)
+    s = torch.arange(1001, dtype=torch.float64)
+    f = torch.cos((s / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
+    clipped = torch.nonzero(schedule.beta >= 0.999).flatten().tolist()
+    assert clipped == [1000]  # f(S) = 0 gives beta = 1 there only
+    assert torch.allclose(schedule.alpha_bar[:1000], f[:1000] / f[0], rtol=1e-12, atol=0)
+    assert math.isclose(schedule.alpha_bar[1000] / schedule.alpha_bar[999], 0.001, rel_tol=1e-9)
+    assert torch.all(schedule.alpha_bar[1:] < schedule.alpha_bar[:-1]) and schedule.alpha_bar[0] == 1.0
+
+
+def test_the_linear_schedule_scales_ho_s_range_to_its_levels():
+    for levels in (200, 1000):
+        schedule = NoiseSchedule.linear(levels)
+        scale = 1000 / levels
+        assert math.isclose(schedule.beta[1], 1e-4 * scale) and math.isclose(schedule.beta[-1], 0.02 * scale)
+        assert torch.allclose(schedule.beta[2:] - schedule.beta[1:-1], torch.full((levels - 1,), 0.0199 * scale / (levels - 1),
+                                                                              dtype=torch.float64))
+    # the scaling keeps the end of the forward process as noisy: alpha_bar_S ~ exp(-sum beta)
+    ends = [float(NoiseSchedule.linear(n).alpha_bar[-1]) for n in (200, 1000)]
+    assert ends[1] < 1e-4 and ends[0] < 1e-4
+
+
+def test_the_posterior_std_is_the_gaussian_posterior_s_and_zero_at_the_last_step():
+    schedule = NoiseSchedule.cosine(50)
+    a, b = schedule.alpha_bar, schedule.beta
+    assert schedule.sigma[1] == 0.0
+    for s in (2, 10, 50):
+        # Var[x^{s-1} | x^s, x] of the joint Gaussian: x^{s-1} = sqrt(a_{s-1}) x + sqrt(1 - a_{s-1}) e1,
+        # x^s = sqrt(alpha_s) x^{s-1} + sqrt(beta_s) e2
+        var_prev, cov = 1 - a[s - 1], math.sqrt(1 - b[s]) * (1 - a[s - 1])
+        posterior = var_prev - cov ** 2 / (1 - a[s])
+        assert math.isclose(schedule.sigma[s] ** 2, posterior, rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("schedule", [NoiseSchedule.cosine(100), NoiseSchedule.linear(40)], ids=["cosine", "linear"])
+def test_the_reverse_step_with_the_exact_noise_is_the_posterior_mean_and_ends_at_the_clean_field(schedule):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 8, 8, generator=generator, dtype=torch.float64)
+    S = schedule.levels
+    level = torch.full((3,), S)
+    xs = schedule.noise(x, level, torch.randn(x.shape, generator=generator, dtype=torch.float64))
+    a, alpha, b = schedule.alpha_bar, schedule.alpha, schedule.beta
+    for s in range(S, 0, -1):
+        level = torch.full((3,), s)
+        eps = (xs - a[s].sqrt() * x) / (1 - a[s]).sqrt()  # the exact noise of x^s
+        mean = schedule.reverse_step(xs, level, eps, torch.zeros_like(x))
+        posterior_mean = (a[s - 1].sqrt() * b[s] * x + alpha[s].sqrt() * (1 - a[s - 1]) * xs) / (1 - a[s])
+        assert torch.allclose(mean, posterior_mean, rtol=0, atol=1e-10)
+        xs = schedule.reverse_step(xs, level, eps, torch.randn(x.shape, generator=generator, dtype=torch.float64))
+    assert torch.allclose(xs, x, rtol=0, atol=1e-10)
+
+
+def test_the_forward_marginal_per_row_level_and_float32_fields():
+    schedule = NoiseSchedule.cosine(1000)
+    x, eps = torch.ones(2, 4, dtype=torch.float32), torch.full((2, 4), 2.0, dtype=torch.float32)
+    out = schedule.noise(x, torch.tensor([0, 500]), eps)
+    a = float(schedule.alpha_bar[500])
+    assert out.dtype == torch.float32 and torch.equal(out[0], x[0])
+    assert torch.allclose(out[1], torch.full((4,), math.sqrt(a) + 2 * math.sqrt(1 - a)), rtol=1e-6)
+
+
+def test_the_schedule_scripts_and_refuses_bad_tables():
+    scripted = torch.jit.script(NoiseSchedule.cosine(10))
+    x = torch.zeros(1, 3)
+    assert torch.equal(scripted.noise(x, torch.tensor([10]), torch.ones(1, 3)),
+                       NoiseSchedule.cosine(10).noise(x, torch.tensor([10]), torch.ones(1, 3)))
+    with pytest.raises(ValueError, match=r"beta\[0\] = 0"):
+        NoiseSchedule(torch.tensor([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        NoiseSchedule(torch.tensor([0.0, 1.0]))
