@@ -80,3 +80,38 @@ def test_the_schedule_scripts_and_refuses_bad_tables():
         NoiseSchedule(torch.tensor([0.1, 0.2]))
     with pytest.raises(ValueError, match=r"in \(0, 1\)"):
         NoiseSchedule(torch.tensor([0.0, 1.0]))
+
+
+def _unet(cond_dim=0):
+    from hybridsolver_plugins.sns.unet import UNet
+
+    torch.manual_seed(0)
+    return UNet(3, 2, widths=(8, 16, 16), blocks=1, cond_dim=cond_dim).double().eval()
+
+
+def test_the_unet_keeps_the_resolution_and_commutes_with_periodic_shifts():
+    net = _unet()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = net(x)
+        skips, bottleneck = net.encode(x)
+        assert out.shape == (2, 2, 16, 16) and bottleneck.shape == (2, 16, 4, 4)
+        assert [s.shape[-1] for s in skips] == [16, 8]
+        for shift in [(4, 0), (0, 8), (-4, 12)]:  # multiples of 2^(levels - 1) = 4
+            shifted = net(torch.roll(x, shift, dims=(-2, -1)))
+            assert torch.allclose(shifted, torch.roll(out, shift, dims=(-2, -1)), atol=1e-12)
+        # a one-point shift is not a symmetry of the stride-2 levels
+        assert not torch.allclose(net(torch.roll(x, 1, dims=-1)), torch.roll(out, 1, dims=-1), atol=1e-6)
+
+
+def test_the_unet_s_decoder_conditioning_changes_each_sample_by_its_own_vector_and_scripts():
+    net = _unet(cond_dim=5)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    cond = torch.randn(2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        base = net(x, cond)
+        other = cond.clone()
+        other[1] += 1.0
+        changed = net(x, other)
+        assert torch.equal(changed[0], base[0]) and not torch.allclose(changed[1], base[1])
+        assert torch.allclose(torch.jit.script(net)(x, cond), base, atol=1e-12)
