@@ -13,6 +13,7 @@ from hybridsolver_plugins.lcdm import evaluate, generate, registry, train
 from hybridsolver_plugins.lcdm.data import load_pairs
 from hybridsolver_plugins.lcdm.export import manifest as lcdm_manifest
 from hybridsolver_plugins.lcdm.models import LatentCDM
+from interruptions import interrupt_advance
 
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
 DNS64 = os.path.join(ROOT, "cases", "kolmogorov_unit_torus64.toml")
@@ -77,19 +78,11 @@ def test_generation_writes_train_and_test_batches(tmp_path, short_records):
 
 def test_interrupted_generation_resumes_bit_identically(tmp_path, short_records, monkeypatch):
     generate.generate(str(tmp_path / "whole"), 3, 1, 2, DNS64, checkpoint_every=100, progress=False)
-    original, calls = Simulation.advance, {"n": 0}
-
-    def interrupted(self, steps):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return original(self, steps)
-
-    monkeypatch.setattr(Simulation, "advance", interrupted)
+    restore = interrupt_advance(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         generate.generate(str(tmp_path / "resumed"), 3, 1, 2, DNS64, checkpoint_every=100, progress=False)
     assert os.path.exists(tmp_path / "resumed" / "batch_000-001.ckpt.npz")
-    monkeypatch.setattr(Simulation, "advance", original)
+    restore()
     generate.generate(str(tmp_path / "resumed"), 3, 1, 2, DNS64, checkpoint_every=100, progress=False)
     whole, resumed = read_batches(tmp_path / "whole"), read_batches(tmp_path / "resumed")
     assert list(whole) == list(resumed)

@@ -2,7 +2,9 @@
 tables, the forward marginal and the ancestral reverse step against the closed-form
 Gaussian posterior."""
 import math
+import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,3 +117,55 @@ def test_the_unet_s_decoder_conditioning_changes_each_sample_by_its_own_vector_a
         changed = net(x, other)
         assert torch.equal(changed[0], base[0]) and not torch.allclose(changed[1], base[1])
         assert torch.allclose(torch.jit.script(net)(x, cond), base, atol=1e-12)
+
+
+# ---- the data ---------------------------------------------------------------------------------
+
+KOLMOGOROV = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "kolmogorov_2pi.toml")
+SMALL = {"dns": 64, "trajectories": 3, "test": 1, "snapshots": 4, "batch": 2, "case": KOLMOGOROV,
+         "checkpoint_every": 6, "progress": False, "spin_up": 10, "coarse": (32, 32)}
+
+
+def _read(folder):
+    import xarray as xr
+
+    return {name: xr.load_dataset(os.path.join(folder, name))["vorticity"].values
+            for name in sorted(os.listdir(folder)) if name.endswith(".nc")}
+
+
+def test_the_records_are_the_truncated_dns_of_each_member_alone(tmp_path):
+    from hybridsolver_plugins.sns import generate
+
+    from hybridsolver import Simulation
+    from hybridsolver.grid import coarsen
+
+    paths = generate.generate(str(tmp_path), **SMALL)
+    assert [os.path.basename(p) for p in paths] == ["batch_000-001.nc", "batch_002-002.nc"]
+    records = _read(tmp_path)
+    assert records["batch_000-001.nc"].shape == (2, 4, 32, 32)
+    sim = Simulation.from_case(KOLMOGOROV, generate.dns_overrides(64) | {"ensemble.members": 1,
+                                                                        "ensemble.first_member": 1})
+    sim.advance(10)
+    for j in range(4):
+        expected = generate.fft.transforms((32, 32)).to_physical(coarsen(sim.state, (32, 32)))[0]
+        assert np.array_equal(records["batch_000-001.nc"][1, j], expected.astype(np.float32)), j
+        sim.advance(2)
+    assert sim.equation.viscosity == 1e-4
+
+
+def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_are_refused(tmp_path, monkeypatch, capsys):
+    from hybridsolver_plugins.sns import generate
+    from interruptions import interrupt_advance
+
+    generate.generate(str(tmp_path / "whole"), **SMALL)
+    restore = interrupt_advance(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        generate.generate(str(tmp_path / "resumed"), **SMALL)
+    assert os.path.exists(tmp_path / "resumed" / "batch_000-001.ckpt.npz")
+    restore()
+    generate.generate(str(tmp_path / "resumed"), **SMALL)
+    whole, resumed = _read(tmp_path / "whole"), _read(tmp_path / "resumed")
+    assert list(whole) == list(resumed) and all(np.array_equal(whole[k], resumed[k]) for k in whole)
+    assert not any(name.endswith(".npz") for name in os.listdir(tmp_path / "resumed"))
+    code = generate.main(["--out", str(tmp_path / "whole"), "--dns", "64", "--trajectories", "4", "--quiet"])
+    assert code == 2 and "trajectories = 3, now 4" in capsys.readouterr().err

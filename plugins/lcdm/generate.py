@@ -26,12 +26,13 @@ import sys
 
 import numpy as np
 import xarray as xr
-from tqdm import tqdm
 
-from hybridsolver import Simulation, fft
-from hybridsolver.case import CaseError
+from hybridsolver import fft
+from hybridsolver.case import CaseError, load_case
 from hybridsolver.grid import coarsen
 from hybridsolver.output import check_meta
+
+from ..recording import RecordedBatch, batch_arguments, run_batches
 
 DNS_CASE = "cases/kolmogorov_unit_torus.toml"
 RECORD_START = 20.0
@@ -76,78 +77,33 @@ def batch_name(first, count):
     return f"batch_{first:03d}-{first + count - 1:03d}"
 
 
-class BatchRun:
-    """One batch of trajectories: the DNS ensemble, its records and its checkpoint."""
+def batch_run(case, out, first, count, t_end, checkpoint_every):
+    """The :class:`RecordedBatch` of one batch: (omega, H) every RECORD_EVERY steps from
+    RECORD_START (the first multiple of RECORD_EVERY there) to ``t_end``."""
+    dt = load_case(case).data["time"]["dt"]
+    start = -(-int(round(RECORD_START / dt)) // RECORD_EVERY) * RECORD_EVERY
+    return RecordedBatch(case, os.path.join(out, batch_name(first, count) + ".nc"), first, count, start,
+                         RECORD_EVERY, int(round(t_end / dt)), _records, checkpoint_every)
 
-    def __init__(self, case, out, first, count, t_end, checkpoint_every):
-        self.path = os.path.join(out, batch_name(first, count) + ".nc")
-        self.checkpoint = os.path.join(out, batch_name(first, count) + ".ckpt.npz")
-        self.sim = Simulation.from_case(case, {"ensemble.members": count, "ensemble.first_member": first})
-        self.dt = self.sim.dt
-        self.start = int(round(RECORD_START / self.dt))
-        self.end = int(round(t_end / self.dt))
-        self.checkpoint_every = checkpoint_every
-        self.steps, self.omega, self.closure = [], [], []
-        if os.path.exists(self.checkpoint):
-            with np.load(self.checkpoint) as ck:
-                self.sim.state[...] = ck["state"]
-                self.sim.step = int(ck["step"])
-                self.steps, self.omega, self.closure = list(ck["steps"]), list(ck["omega"]), list(ck["closure"])
 
-    @property
-    def done(self):
-        return os.path.exists(self.path)
+def _records(sim):
+    omega, closure = record(sim)
+    return {"vorticity": omega, "H": closure}
 
-    def remaining(self):
-        return 0 if self.done else self.end - self.sim.step
 
-    def _save_checkpoint(self):
-        tmp = self.checkpoint + ".tmp.npz"
-        np.savez(tmp, state=self.sim.state, step=self.sim.step, steps=np.array(self.steps, dtype=np.int64),
-                 omega=np.array(self.omega, dtype=np.float32).reshape((-1,) + self.sim.state.shape[:1] + COARSE),
-                 closure=np.array(self.closure, dtype=np.float32).reshape((-1,) + self.sim.state.shape[:1] + COARSE))
-        os.replace(tmp, self.checkpoint)
-
-    def run(self, bar, attrs):
-        """Step to the end, recording and checkpointing; then write the batch file."""
-        sim = self.sim
-        last_checkpoint = sim.step
-        while sim.step <= self.end:
-            if sim.step >= self.start and sim.step % RECORD_EVERY == 0:
-                omega, closure = record(sim)
-                self.steps.append(sim.step)
-                self.omega.append(omega.astype(np.float32))
-                self.closure.append(closure.astype(np.float32))
-            if sim.step == self.end:
-                break
-            target = min((sim.step // RECORD_EVERY + 1) * RECORD_EVERY, self.end)
-            before = sim.step
-            sim.advance(target - sim.step)
-            bar.update(sim.step - before)
-            if sim.step - last_checkpoint >= self.checkpoint_every and sim.step < self.end:
-                self._save_checkpoint()
-                last_checkpoint = sim.step
-        if not np.isfinite(sim.state).all():
-            raise RuntimeError(f"{self.path}: the DNS blew up (non-finite state by step {sim.step})")
-        self._write(attrs)
-        if os.path.exists(self.checkpoint):
-            os.remove(self.checkpoint)
-
-    def _write(self, attrs):
+def write_batch(attrs, dt, members):
+    """The ``write`` of :meth:`RecordedBatch.run`: the batch's netCDF file."""
+    def write(path, steps, records):
         # records from t = 40 on (test trajectories) are truth only, not training pairs
-        times = np.array(self.steps) * self.dt
         dims = ("trajectory", "time", "y", "x")
         ny, nx = COARSE
         ds = xr.Dataset(
-            {"vorticity": (dims, np.stack(self.omega, axis=1), {"units": "1/time"}),
-             "H": (dims, np.stack(self.closure, axis=1),
-                   {"long_name": "-u.grad(omega) + beta dW/dt", "units": "1/time^2"})},
-            coords={"trajectory": self.sim.members, "time": times,
-                    "y": np.arange(ny) / ny, "x": np.arange(nx) / nx},
+            {"vorticity": (dims, records["vorticity"], {"units": "1/time"}),
+             "H": (dims, records["H"], {"long_name": "-u.grad(omega) + beta dW/dt", "units": "1/time^2"})},
+            coords={"trajectory": members, "time": steps * dt, "y": np.arange(ny) / ny, "x": np.arange(nx) / nx},
             attrs=attrs)
-        tmp = self.path + ".tmp"
-        ds.to_netcdf(tmp)
-        os.replace(tmp, self.path)
+        ds.to_netcdf(path)
+    return write
 
 
 def generate(out, trajectories, test, batch, case=DNS_CASE, checkpoint_every=2000, progress=True):
@@ -161,29 +117,17 @@ def generate(out, trajectories, test, batch, case=DNS_CASE, checkpoint_every=200
             "record_start": RECORD_START, "record_every_steps": RECORD_EVERY, "train_end": TRAIN_END,
             "test_end": TEST_END, "coarse_shape": list(COARSE), "coarsening": "spectral truncation"}
     check_meta(out, meta)
-    runs = [BatchRun(case, out, first, count, t_end, checkpoint_every)
+    runs = [batch_run(case, out, first, count, t_end, checkpoint_every)
             for first, count, t_end in batches(trajectories, test, batch)]
     attrs = {"source": "python -m plugins.lcdm.generate", "dns_case": case_text, "dns_case_path": case,
              "coarsening": "spectral truncation to 64x64 (hybridsolver.grid.coarsen)"}
-    with tqdm(total=sum(r.remaining() for r in runs), unit="step", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for run in runs:
-            if run.done:
-                continue
-            bar.set_description(os.path.basename(run.path))
-            run.run(bar, attrs)
+    run_batches(runs, lambda run: write_batch(attrs, run.sim.dt, run.sim.members), progress)
     return [r.path for r in runs]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/lcdm", help="dataset folder (default data/lcdm)")
-    parser.add_argument("--trajectories", type=int, default=100, help="trajectories in all (default 100)")
-    parser.add_argument("--test", type=int, default=10, help="of which test trajectories (default 10, the last)")
-    parser.add_argument("--batch", type=int, default=10, help="trajectories per DNS ensemble (default 10)")
-    parser.add_argument("--case", default=DNS_CASE, help=f"DNS case file (default {DNS_CASE})")
-    parser.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch_arguments(parser, "data/lcdm", 100, 10, 10, DNS_CASE)
     args = parser.parse_args(argv)
     try:
         paths = generate(args.out, args.trajectories, args.test, args.batch, args.case, args.checkpoint_every,
