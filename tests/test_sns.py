@@ -151,6 +151,13 @@ def test_the_records_are_the_truncated_dns_of_each_member_alone(tmp_path):
         assert np.array_equal(records["batch_000-001.nc"][1, j], expected.astype(np.float32)), j
         sim.advance(2)
     assert sim.equation.viscosity == 1e-4
+    from hybridsolver_plugins.sns.data import load_vorticity
+
+    train, times, length = load_vorticity(str(tmp_path), "train")
+    test, _, _ = load_vorticity(str(tmp_path), "test")
+    assert train.shape == (2, 4, 32, 32) and test.shape == (1, 4, 32, 32)
+    assert np.allclose(times, [0.01, 0.012, 0.014, 0.016]) and np.allclose(length, 2 * np.pi)
+    assert np.array_equal(train, records["batch_000-001.nc"])
 
 
 def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_are_refused(tmp_path, monkeypatch, capsys):
@@ -169,3 +176,17 @@ def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_a
     assert not any(name.endswith(".npz") for name in os.listdir(tmp_path / "resumed"))
     code = generate.main(["--out", str(tmp_path / "whole"), "--dns", "64", "--trajectories", "4", "--quiet"])
     assert code == 2 and "trajectories = 3, now 4" in capsys.readouterr().err
+
+
+def test_the_energy_spectrum_of_one_mode_is_its_kinetic_energy_in_its_shell():
+    from hybridsolver_plugins.sns.data import energy_spectrum, log_spectral_rmse
+
+    n, L = 32, 2 * np.pi
+    x = np.arange(n) * L / n
+    X, Y = np.meshgrid(x, x)
+    # psi = sin(3x + 4y): |k| = 5, omega = -lap psi = 25 psi, u = (-dpsi/dy, dpsi/dx), <|u|^2>/2 = 25/4
+    omega = 25 * np.sin(3 * X + 4 * Y)
+    k, E = energy_spectrum(np.stack([omega, 2 * omega])[None], (L, L))
+    assert k[5] == 5.0 and math.isclose(E[5], (25 / 4 + 4 * 25 / 4) / 2, rel_tol=1e-12)
+    assert np.allclose(np.delete(E, 5), 0.0, atol=1e-20)
+    assert log_spectral_rmse(E + 1, E + 1) == 0.0 and math.isclose(log_spectral_rmse(10 * (E + 1), E + 1), 1.0)

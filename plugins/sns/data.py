@@ -1,0 +1,101 @@
+"""Reading the SNS data (``python -m plugins.sns.generate``) and its statistics: the
+vorticity of a split, its normalisation scale, and the time-mean isotropic kinetic-energy
+spectrum, which ``--compare`` sets beside another dataset's (is a 256^2 DNS's 64^2 band
+the 512^2 one's?).
+
+    python -m plugins.sns.data data/sns [--compare data/sns512]
+
+Spectra: E(k) = sum over the shell of |k| (unit shells of the 2 pi box) of
+|omega_hat|^2 / (2 |k|^2) (per unit area, the half-spectrum weights of
+:func:`hybridsolver.diagnostics.shell_sum`), averaged over every snapshot; summed over
+the shells it is the mean kinetic energy of the modes inside the inscribed circle.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import xarray as xr
+
+from hybridsolver import fft
+from hybridsolver.case import CaseError
+from hybridsolver.diagnostics import shell_sum
+from hybridsolver.grid import Grid
+
+
+def read_meta(folder):
+    path = os.path.join(folder, "meta.json")
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: not an SNS dataset folder (run python -m plugins.sns.generate)")
+    return json.load(open(path))
+
+
+def load_vorticity(folder, split):
+    """The vorticity of ``split`` ('train' or 'test'): (trajectories, T, 64, 64) float32,
+    with the times (T,) and the box's length (Ly, Lx)."""
+    meta = read_meta(folder)
+    first_test = meta["trajectories"] - meta["test"]
+    parts, times, length = [], None, None
+    for name in sorted(os.listdir(folder)):
+        if not (name.startswith("batch_") and name.endswith(".nc")):
+            continue
+        with xr.open_dataset(os.path.join(folder, name)) as ds:
+            if (int(ds.trajectory[0]) >= first_test) == (split == "test"):
+                parts.append(ds["vorticity"].values)
+                times = ds.time.values
+                length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
+    if not parts:
+        raise CaseError(f"{folder}: no finished {split} batch yet")
+    return np.concatenate(parts), times, length
+
+
+def energy_spectrum(omega, length):
+    """Time- and member-mean KE spectrum of vorticity ``omega`` (..., ny, nx) on a box of
+    ``length`` (Ly, Lx): (k (nshell,), E (nshell,))."""
+    shape = omega.shape[-2:]
+    grid = Grid(shape, length)
+    flat = omega.reshape((-1,) + shape).astype(np.float64)
+    w_hat = fft.transforms(shape).to_spectral(flat)
+    spectrum = 0.5 * shell_sum(np.abs(w_hat) ** 2 * grid.inv_k2, grid).mean(axis=0)
+    return grid.shells()[1], spectrum
+
+
+def log_spectral_rmse(a, b):
+    """RMS of log10(a / b) over the shells k >= 1 where both are positive."""
+    a, b = np.asarray(a)[1:], np.asarray(b)[1:]
+    keep = (a > 0) & (b > 0)
+    return float(np.sqrt(np.mean(np.log10(a[keep] / b[keep]) ** 2)))
+
+
+def summary(folder):
+    """{'std', 'spectrum' (k, E)} of ``folder``'s training vorticity."""
+    omega, _, length = load_vorticity(folder, "train")
+    return {"std": float(omega.std()), "spectrum": energy_spectrum(omega, length)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="an SNS dataset folder")
+    parser.add_argument("--compare", help="another one (e.g. the 512^2 DNS's)")
+    args = parser.parse_args(argv)
+    try:
+        mine = summary(args.data)
+        other = summary(args.compare) if args.compare else None
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.data}: vorticity std {mine['std']:.4f} (the paper's normalisation: 4.44)")
+    if other:
+        print(f"{args.compare}: vorticity std {other['std']:.4f}")
+        k, a = mine["spectrum"]
+        b = other["spectrum"][1]
+        print("  k   E (data)    E (compare)  ratio")
+        for j in range(1, len(k)):
+            print(f"{k[j]:4.0f}  {a[j]:.4e}  {b[j]:.4e}  {a[j] / b[j]:.3f}")
+        print(f"log-spectral RMSE: {log_spectral_rmse(a, b):.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
