@@ -9,14 +9,25 @@ every``, ... up to ``end``, saves a checkpoint (state, step and the records so f
 written atomically and the checkpoint removed.  A batch whose checkpoint exists continues
 from it, so an interrupted generation resumes bit-identically.  :func:`run_batches` runs
 a generator's batches under one progress bar; :func:`batch_arguments` adds the options
-every generator has.  Used by ``lcdm`` and ``sns``.
+every generator has.  On the reading side, :func:`read_meta` and :func:`load_batches` give
+a dataset folder's arguments and the batch files of a range of trajectories.  Used by
+``lcdm`` and ``sns``.
 """
+import glob
+import json
 import os
 
 import numpy as np
+import xarray as xr
 from tqdm import tqdm
 
 from hybridsolver import Simulation
+from hybridsolver.case import CaseError
+
+
+def batch_path(out, first, count):
+    """The file of the batch of trajectories ``first`` .. ``first + count - 1`` in ``out``."""
+    return os.path.join(out, f"batch_{first:03d}-{first + count - 1:03d}.nc")
 
 
 class RecordedBatch:
@@ -107,3 +118,26 @@ def batch_arguments(parser, out, trajectories, test, batch, case):
     parser.add_argument("--case", default=case, help=f"DNS case file (default {case})")
     parser.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_meta(folder, generator):
+    """The arguments (``meta.json``) of the dataset in ``folder``; CaseError naming the
+    ``generator`` module that makes one where there is none."""
+    path = os.path.join(folder, "meta.json")
+    if not os.path.exists(path):
+        raise CaseError(f"{path}: no dataset here (generate one with python -m {generator} --out {folder})")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_batches(folder, split, lo, hi):
+    """The finished batch files (loaded xarray Datasets, in trajectory order) of ``folder``
+    whose trajectories ``lo`` .. ``hi`` make up ``split``; CaseError where there is none."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, "batch_*.nc"))):
+        with xr.open_dataset(path) as ds:
+            if lo <= int(ds.trajectory[0]) <= hi:
+                out.append(ds.load())
+    if not out:
+        raise CaseError(f"{folder}: no {split} trajectories generated yet (members {lo}..{hi})")
+    return out

@@ -7,8 +7,6 @@ test pairs the same records of the test trajectories; the closed-loop truth is t
 test trajectories' vorticity from t = 30 on.  Batches not generated yet are simply
 absent: :func:`load_pairs` uses what is there and says which trajectories it read.
 """
-import glob
-import json
 import os
 
 import numpy as np
@@ -16,27 +14,18 @@ import xarray as xr
 
 from hybridsolver.case import CaseError
 
+from .. import recording
+
 
 def read_meta(folder):
-    path = os.path.join(folder, "meta.json")
-    if not os.path.exists(path):
-        raise CaseError(f"{path}: no dataset here (generate one with python -m plugins.lcdm.generate --out {folder})")
-    with open(path) as f:
-        return json.load(f)
+    """The arguments (``meta.json``) of the L-CDM dataset in ``folder``."""
+    return recording.read_meta(folder, "plugins.lcdm.generate")
 
 
 def _datasets(folder, split):
     """The batch datasets of ``split`` ('train' or 'test') in member order."""
     meta = read_meta(folder)
-    lo, hi = meta[f"{split}_members"]
-    out = []
-    for path in sorted(glob.glob(os.path.join(folder, "batch_*.nc"))):
-        with xr.open_dataset(path) as ds:
-            if lo <= int(ds.trajectory[0]) <= hi:
-                out.append(ds.load())
-    if not out:
-        raise CaseError(f"{folder}: no {split} trajectories generated yet (members {lo}..{hi})")
-    return meta, out
+    return meta, recording.load_batches(folder, split, *meta[f"{split}_members"])
 
 
 def load_pairs(folder, split, limit=None):

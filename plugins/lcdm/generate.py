@@ -21,7 +21,6 @@ is written to ``batch_<first>-<last>.nc`` when it ends and checkpointed every
 ``meta.json`` records the arguments; a rerun with different ones is refused.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -32,7 +31,7 @@ from hybridsolver.case import CaseError, load_case
 from hybridsolver.grid import coarsen
 from hybridsolver.output import check_meta
 
-from ..recording import RecordedBatch, batch_arguments, run_batches
+from ..recording import RecordedBatch, batch_arguments, batch_path, run_batches
 
 DNS_CASE = "cases/kolmogorov_unit_torus.toml"
 RECORD_START = 20.0
@@ -73,16 +72,12 @@ def batches(trajectories, test, batch):
     return train_batches[:1] + test_batches + train_batches[1:]
 
 
-def batch_name(first, count):
-    return f"batch_{first:03d}-{first + count - 1:03d}"
-
-
 def batch_run(case, out, first, count, t_end, checkpoint_every):
     """The :class:`RecordedBatch` of one batch: (omega, H) every RECORD_EVERY steps from
     RECORD_START (the first multiple of RECORD_EVERY there) to ``t_end``."""
     dt = load_case(case).data["time"]["dt"]
     start = -(-int(round(RECORD_START / dt)) // RECORD_EVERY) * RECORD_EVERY
-    return RecordedBatch(case, os.path.join(out, batch_name(first, count) + ".nc"), first, count, start,
+    return RecordedBatch(case, batch_path(out, first, count), first, count, start,
                          RECORD_EVERY, int(round(t_end / dt)), _records, checkpoint_every)
 
 

@@ -11,43 +11,28 @@ Spectra: E(k) = sum over the shell of |k| (unit shells of the 2 pi box) of
 the shells it is the mean kinetic energy of the modes inside the inscribed circle.
 """
 import argparse
-import json
-import os
 import sys
 
 import numpy as np
-import xarray as xr
 
 from hybridsolver import fft
 from hybridsolver.case import CaseError
 from hybridsolver.diagnostics import shell_sum
 from hybridsolver.grid import Grid
 
-
-def read_meta(folder):
-    path = os.path.join(folder, "meta.json")
-    if not os.path.isfile(path):
-        raise CaseError(f"{path}: not an SNS dataset folder (run python -m plugins.sns.generate)")
-    return json.load(open(path))
+from .. import recording
 
 
 def load_vorticity(folder, split):
     """The vorticity of ``split`` ('train' or 'test'): (trajectories, T, 64, 64) float32,
     with the times (T,) and the box's length (Ly, Lx)."""
-    meta = read_meta(folder)
+    meta = recording.read_meta(folder, "plugins.sns.generate")
     first_test = meta["trajectories"] - meta["test"]
-    parts, times, length = [], None, None
-    for name in sorted(os.listdir(folder)):
-        if not (name.startswith("batch_") and name.endswith(".nc")):
-            continue
-        with xr.open_dataset(os.path.join(folder, name)) as ds:
-            if (int(ds.trajectory[0]) >= first_test) == (split == "test"):
-                parts.append(ds["vorticity"].values)
-                times = ds.time.values
-                length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
-    if not parts:
-        raise CaseError(f"{folder}: no finished {split} batch yet")
-    return np.concatenate(parts), times, length
+    lo, hi = (0, first_test - 1) if split == "train" else (first_test, meta["trajectories"] - 1)
+    batches = recording.load_batches(folder, split, lo, hi)
+    ds = batches[-1]
+    length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
+    return np.concatenate([b["vorticity"].values for b in batches]), ds.time.values, length
 
 
 def energy_spectrum(omega, length):

@@ -12,7 +12,8 @@ spin-up of 10,000 steps, every ``EVERY`` = 2 steps (Delta t = 0.002), the vortic
 truncated to 64^2 (:func:`hybridsolver.grid.coarsen`: the coarse field keeps every
 resolved Fourier coefficient of the fine one) and recorded, ``--snapshots`` of them per
 trajectory.  The paper's DNS is 512^2 with 440,000 pairs; ``--dns 256`` is the CPU
-default, and the 64^2 band of the two is compared by ``evaluate``.  The first
+default, and ``python -m plugins.sns.data --compare`` sets the 64^2 spectra of the two
+side by side.  The first
 ``trajectories - test`` trajectories are for training, the last ``test`` for testing.
 
 Batches of ``--batch`` trajectories are written to ``batch_<first>-<last>.nc``
@@ -22,7 +23,6 @@ interrupted run continues where it stopped; ``meta.json`` records the arguments 
 rerun with other ones is refused (exit 2).
 """
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -33,7 +33,7 @@ from hybridsolver.case import CaseError, load_case
 from hybridsolver.grid import coarsen
 from hybridsolver.output import check_meta
 
-from ..recording import RecordedBatch, batch_arguments, run_batches
+from ..recording import RecordedBatch, batch_arguments, batch_path, run_batches
 
 DNS_CASE = "cases/kolmogorov_2pi.toml"
 VISCOSITY = 1e-4
@@ -50,10 +50,6 @@ def dns_overrides(dns):
 def truncated_vorticity(sim, shape=COARSE):
     """{'vorticity': (M, ny, nx)}: the members' vorticity truncated to ``shape``."""
     return {"vorticity": fft.transforms(tuple(shape)).to_physical(coarsen(sim.state, shape))}
-
-
-def batch_file(out, first, count):
-    return os.path.join(out, f"batch_{first:03d}-{first + count - 1:03d}.nc")
 
 
 def write_batch(attrs, dt, members, length):
@@ -91,7 +87,7 @@ def generate(out, dns=256, trajectories=8, test=2, snapshots=5000, batch=4, case
     for lo, hi in ((0, trajectories - test), (trajectories - test, trajectories)):
         for first in range(lo, hi, batch):
             count = min(batch, hi - first)
-            runs.append(RecordedBatch(resolved.data, batch_file(out, first, count), first, count, spin_up, EVERY, end,
+            runs.append(RecordedBatch(resolved.data, batch_path(out, first, count), first, count, spin_up, EVERY, end,
                                       lambda sim: truncated_vorticity(sim, coarse), checkpoint_every))
     attrs = {"source": "python -m plugins.sns.generate", "dns_case": resolved.to_toml(),
              "train_trajectories": f"0..{trajectories - test - 1}",
