@@ -145,8 +145,8 @@ def main():
         torch.manual_seed(0)
         path = os.path.join(tmp, "small_cnn.pt")
         physical = [{"field": "vorticity", "space": "physical"}]
-        manifest = classic_manifest("smagorinsky", (64, 64), (2 * np.pi, 2 * np.pi)) | {
-            "inputs": physical, "outputs": physical,
+        manifest = classic_manifest("smagorinsky") | {
+            "grid": {"shape": [64, 64], "length": [2 * np.pi, 2 * np.pi]}, "inputs": physical, "outputs": physical,
             "name": "small_cnn", "description": "untrained 3-layer CNN (batching benchmark)", "dtype": "float32",
             "provenance": {"trained": False, "command": "benchmarks/bench_hooks.py", "seed": 0}}
         export(SmallCNN(), manifest, path)

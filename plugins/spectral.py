@@ -27,6 +27,18 @@ def wavenumbers(shape, length, zero_nyquist=True):
     return ky[:, None], kx[None, :]
 
 
+def rfft2_rows(f: torch.Tensor) -> torch.Tensor:
+    """rfft2 of real (..., ny, nx) to (..., ny, nx//2+1), batch-invariant."""
+    rows = torch.fft.rfft(f, dim=-1)
+    return torch.fft.fft(rows.transpose(-1, -2).contiguous(), dim=-1).transpose(-1, -2)
+
+
+def irfft2_rows(f_hat: torch.Tensor, nx: int) -> torch.Tensor:
+    """irfft2 of (..., ny, nx//2+1) to real (..., ny, nx), batch-invariant."""
+    columns = torch.fft.ifft(f_hat.transpose(-1, -2).contiguous(), dim=-1)
+    return torch.fft.irfft(columns.transpose(-1, -2).contiguous(), n=nx, dim=-1)
+
+
 class RowTransforms(nn.Module):
     """The unnormalised rfft2 and its inverse over the last two axes of ``(..., ny, nx)``."""
 
@@ -36,10 +48,8 @@ class RowTransforms(nn.Module):
 
     def spectral(self, f: torch.Tensor) -> torch.Tensor:
         """rfft2 of real (..., ny, nx) to (..., ny, nx//2+1), batch-invariant."""
-        rows = torch.fft.rfft(f, dim=-1)
-        return torch.fft.fft(rows.transpose(-1, -2).contiguous(), dim=-1).transpose(-1, -2)
+        return rfft2_rows(f)
 
     def real(self, f_hat: torch.Tensor) -> torch.Tensor:
         """irfft2 of (..., ny, nx//2+1) to real (..., ny, nx), batch-invariant."""
-        columns = torch.fft.ifft(f_hat.transpose(-1, -2).contiguous(), dim=-1)
-        return torch.fft.irfft(columns.transpose(-1, -2).contiguous(), n=self.shape[1], dim=-1)
+        return irfft2_rows(f_hat, self.shape[1])

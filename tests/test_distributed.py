@@ -19,8 +19,8 @@ from hybridsolver.case import CaseError
 from hybridsolver.cli import main
 from hybridsolver.distributed import ChunkError, local_cluster, member_chunks, run_distributed
 from hybridsolver.plugin import export
-from hybridsolver_plugins.classic.closures import StochasticBackscatter
-from hybridsolver_plugins.classic.export import CONSTANTS, manifest
+from hybridsolver_plugins.classic.export import manifest
+from hybridsolver_plugins.classic.registry import backscatter
 
 
 # threads per worker = this process's: torch's real FFTs (the plugin's) depend on the count
@@ -35,13 +35,9 @@ def scheduler():
 
 
 @pytest.fixture(scope="module")
-def backscatter32(tmp_path_factory):
-    """The stochastic backscatter closure exported for the 32^2 2*pi box."""
-    shape, length = [32, 32], [2 * math.pi] * 2
-    path = str(tmp_path_factory.mktemp("artifacts") / "backscatter32.pt")
-    export(StochasticBackscatter(shape, length, **CONSTANTS["backscatter"]),
-           manifest("backscatter", shape, length, ("eta",)), path)
-    return path
+def backscatter32():
+    """The stochastic backscatter closure (any grid), for the 32^2 2*pi box."""
+    return backscatter
 
 
 def write_case(tmp_path, case):
@@ -186,7 +182,7 @@ class FailsAfterStart(torch.nn.Module):
 
 def test_a_chunk_that_crashes_raises_chunk_error(tmp_path, case, scheduler):
     path = str(tmp_path / "crash.pt")
-    export(FailsAfterStart(), manifest("smagorinsky", (32, 32), (2 * math.pi, 2 * math.pi)) | {"name": "crash"}, path)
+    export(FailsAfterStart(), manifest("smagorinsky") | {"name": "crash"}, path)
     case["ensemble"]["members"] = 4
     case["plugins"] = [{"path": path, "every": 1}]
     with pytest.raises(ChunkError, match=r"(?s)chunk 0 \(members 0\.\.1\) failed \(and 1 more\): .*the plugin crashed"):

@@ -18,7 +18,7 @@ from hybridsolver.plugin import PluginError, export, read_artifact, resolve
 from hybridsolver_plugins.classic import closures
 from hybridsolver_plugins.classic.export import manifest as classic_manifest
 from hybridsolver_plugins.classic.python_hooks import SmagorinskyHook
-from hybridsolver_plugins.classic.registry import backscatter, smagorinsky
+from hybridsolver_plugins.classic.registry import backscatter, leith, smagorinsky
 
 TWO_PI = 2 * math.pi
 
@@ -53,8 +53,9 @@ class Scaled(torch.nn.Module):
 def _export(tmp_path, module=None, name="scaled", **changes):
     """Export a test module with a physical-space manifest (``changes`` override keys)."""
     physical = [{"field": "vorticity", "space": "physical"}]
-    manifest = classic_manifest("smagorinsky", (64, 64), (TWO_PI, TWO_PI)) | {
-        "name": name, "inputs": physical, "outputs": physical} | changes
+    manifest = classic_manifest("smagorinsky") | {
+        "name": name, "grid": {"shape": [64, 64], "length": [TWO_PI, TWO_PI]}, "inputs": physical,
+        "outputs": physical} | changes
     path = str(tmp_path / f"{name}.pt")
     export(module or Scaled(1e-3), manifest, path)
     return path
@@ -82,6 +83,7 @@ def test_smagorinsky_artifact_matches_python_hook_over_1000_steps(case64):
 # ---- acceptance: refusals before step 0, exit code 2, both sides named -------------------
 
 def test_refuses_artifact_grid_of_another_size(tmp_path, case64, capsys):
+    case64["plugins"][0]["path"] = _export(tmp_path)
     case64["grid"]["shape"] = [128, 128]
     code, err = _run_cli(tmp_path, case64, capsys)
     assert code == 2 and "artifact grid shape [64, 64], case grid.shape [128, 128]" in err
@@ -98,7 +100,7 @@ def test_refuses_unknown_field(tmp_path, case64, capsys):
     inputs = [{"field": "q", "space": "physical"}]
     case64["plugins"][0]["path"] = _export(tmp_path, inputs=inputs)
     code, err = _run_cli(tmp_path, case64, capsys)
-    assert code == 2 and "field 'q' is unknown to navier_stokes2d (possible inputs: vorticity, u, v)" in err
+    assert code == 2 and "field 'q' is unknown to navier_stokes2d (possible inputs: vorticity, u, v, psi)" in err
 
 
 def test_refuses_truncated_file(tmp_path, case64, capsys):
@@ -110,9 +112,20 @@ def test_refuses_truncated_file(tmp_path, case64, capsys):
     assert code == 2 and f"plugins.0.path: {path}: not a TorchScript archive (truncated" in err
 
 
+class Weighted(torch.nn.Module):
+    """Test module with a tensor in its archive: ``weight * x``."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.full((1,), 1e-3, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return self.weight * x
+
+
 def test_refuses_sha256_mismatch(tmp_path, case64, capsys):
     path = tmp_path / "tampered.pt"
-    with zipfile.ZipFile(smagorinsky) as src, zipfile.ZipFile(path, "w") as dst:
+    with zipfile.ZipFile(_export(tmp_path, Weighted())) as src, zipfile.ZipFile(path, "w") as dst:
         for info in src.infolist():
             data = src.read(info)
             if info.filename.endswith("data/0"):  # one of the module's tensors
@@ -160,7 +173,7 @@ def test_refuses_bad_plugin_entries(tmp_path, case64, capsys):
 
 
 def test_manifest_without_required_key_is_refused_at_export(tmp_path):
-    manifest = classic_manifest("smagorinsky", (64, 64), (TWO_PI, TWO_PI))
+    manifest = classic_manifest("smagorinsky")
     del manifest["provenance"]
     with pytest.raises(PluginError, match="manifest has no 'provenance'"):
         export(Scaled(), manifest, str(tmp_path / "x.pt"))
@@ -200,59 +213,81 @@ def _random_vorticity(shape=(64, 64), seed=3):
     return np.fft.irfft2(w_hat * np.exp(-(kx**2 + ky**2) / 50.0) * band, s=shape) * 20
 
 
-def _call(module, w, noise=()):
-    """The physical tendency of a spectral closure module for a physical field ``w``."""
-    with torch.inference_mode():
-        out = module(torch.fft.rfft2(torch.from_numpy(w))[None, None], list(noise), {})[0, 0]
-    return np.fft.irfft2(out.numpy(), s=w.shape)
+def _host_tendency(path, w, length=(TWO_PI, TWO_PI)):
+    """The physical vorticity tendency (ny, nx) the artifact ``path`` gives through the host
+    for the physical vorticity ``w`` (ny, nx) on a periodic box ``length``."""
+    case = {"equation": {"name": "navier_stokes2d", "viscosity": 1e-3},
+            "grid": {"shape": list(w.shape), "length": list(length)},
+            "initial_condition": {"type": "taylor_green"}, "time": {"scheme": "cn_rk4", "dt": 1e-3, "steps": 1},
+            "plugins": [{"path": path}]}
+    sim = Simulation.from_case(case)
+    sim.set_initial({"vorticity": w[None]})
+    sim.start_hooks()
+    return sim.equation.to_fields(sim.hooks[0](sim, sim.state))["vorticity"][0]
+
+
+def _derivative(f_hat, shape, length, x=0, y=0):
+    """Physical d^(x+y) f / dx^x dy^y of a spectrum (rfft2), Nyquist wavenumbers zero."""
+    ky = 2 * np.pi / length[0] * np.fft.fftfreq(shape[0], 1 / shape[0])[:, None]
+    kx = 2 * np.pi / length[1] * np.arange(shape[1] // 2 + 1)[None, :]
+    ky[shape[0] // 2], kx[:, -1] = 0.0, 0.0
+    return np.fft.irfft2((1j * kx) ** x * (1j * ky) ** y * f_hat, s=shape)
 
 
 def test_smagorinsky_dissipates_energy_at_the_rate_nu_t_s2():
-    shape, length = (64, 64), (TWO_PI, TWO_PI)
-    module = closures.Smagorinsky(shape, length, cs=0.17)
-    w = _random_vorticity()
-    t = _call(module, w)
-    w_hat = torch.fft.rfft2(torch.from_numpy(w))
-    psi = np.fft.irfft2(w_hat.numpy() * module.inv_k2.numpy(), s=shape)
-    _, _, s_norm = module.strain(w_hat)
-    nu = (0.17 * module.delta) ** 2 * s_norm.numpy()
-    energy_rate = np.mean(psi * t)  # dE/dt = <psi d(omega)/dt>
-    assert energy_rate < 0
-    np.testing.assert_allclose(energy_rate, -np.mean(nu * s_norm.numpy() ** 2), rtol=1e-10)
-
-
-def test_smagorinsky_with_uniform_strain_weight_is_a_laplacian():
-    # For the stress 2 nu S with nu constant, curl div gives nu lap(omega): check the operator.
-    shape, length = (32, 32), (TWO_PI, 2 * TWO_PI)
-    module = closures.Smagorinsky(shape, length)
+    shape, length = (64, 48), (TWO_PI, 1.5 * TWO_PI)
     w = _random_vorticity(shape)
-    s11, s12, _ = module.strain(torch.fft.rfft2(torch.from_numpy(w)))
-    lap = module.real(module.curl_div(2 * s11, 2 * s12)).numpy()
+    t = _host_tendency(smagorinsky, w, length)
+    k2 = ((2 * np.pi / length[0] * np.fft.fftfreq(shape[0], 1 / shape[0])[:, None]) ** 2
+          + (2 * np.pi / length[1] * np.arange(shape[1] // 2 + 1)[None, :]) ** 2)
+    psi_hat = np.fft.rfft2(w) / np.where(k2 > 0, k2, np.inf)
+    s11 = _derivative(psi_hat, shape, length, 1, 1)
+    s12 = 0.5 * (_derivative(psi_hat, shape, length, 0, 2) - _derivative(psi_hat, shape, length, 2, 0))
+    s_norm = 2 * np.sqrt(s11**2 + s12**2)
+    delta = np.sqrt(length[0] / shape[0] * length[1] / shape[1])
+    nu = (0.17 * delta) ** 2 * s_norm
+    energy_rate = np.mean(np.fft.irfft2(psi_hat, s=shape) * t)  # dE/dt = <psi d(omega)/dt>
+    assert energy_rate < 0
+    np.testing.assert_allclose(energy_rate, -np.mean(nu * s_norm**2), rtol=1e-10)
+
+
+class TwiceStrain(torch.nn.Module):
+    """Test module: the stress ``2 S`` of a unit eddy viscosity."""
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        return 2.0 * x
+
+
+def test_host_curl_divergence_of_a_unit_viscosity_stress_is_the_laplacian(tmp_path):
+    """With Smagorinsky's inputs and outputs (strain in, stress out) and nu = 1, the host's
+    derivatives give lap(omega), on a non-square box."""
+    shape, length = (32, 48), (TWO_PI, 2 * TWO_PI)
+    path = str(tmp_path / "twice.pt")
+    export(TwiceStrain(), classic_manifest("smagorinsky") | {"name": "twice"}, path)
+    w = _random_vorticity(shape)
     w_hat = np.fft.rfft2(w)
-    expected = np.fft.irfft2(-(module.kx**2 + module.ky**2).numpy() * w_hat, s=shape)
-    np.testing.assert_allclose(lap, expected, atol=1e-10 * np.abs(expected).max())
+    expected = _derivative(w_hat, shape, length, 2, 0) + _derivative(w_hat, shape, length, 0, 2)
+    np.testing.assert_allclose(_host_tendency(path, w, length), expected, atol=1e-10 * np.abs(expected).max())
 
 
 def test_leith_dissipates_enstrophy_at_the_rate_nu_grad_omega2():
-    shape, length = (64, 64), (TWO_PI, TWO_PI)
-    module = closures.Leith(shape, length, c_leith=1.0)
-    w = _random_vorticity()
-    t = _call(module, w)
+    shape, length = (48, 64), (0.75 * TWO_PI, TWO_PI)
+    w = _random_vorticity(shape)
+    t = _host_tendency(leith, w, length)
     w_hat = np.fft.rfft2(w)
-    wx = np.fft.irfft2(1j * module.kx.numpy() * w_hat, s=shape)
-    wy = np.fft.irfft2(1j * module.ky.numpy() * w_hat, s=shape)
-    grad = np.sqrt(wx**2 + wy**2)
-    nu = module.delta**3 * grad
+    grad = np.hypot(_derivative(w_hat, shape, length, 1, 0), _derivative(w_hat, shape, length, 0, 1))
+    nu = (length[0] / shape[0] * length[1] / shape[1]) ** 1.5 * grad
     np.testing.assert_allclose(np.mean(w * t), -np.mean(nu * grad**2), rtol=1e-10)
 
 
 def test_backscatter_noise_is_smoothed_unit_variance_and_zero_without_strain():
-    shape, length = (64, 64), (TWO_PI, TWO_PI)
-    module = closures.StochasticBackscatter(shape, length, cs=0.17, c_back=0.5)
+    shape = (64, 64)
+    module = closures.StochasticBackscatter(cs=0.17, c_back=0.5)
     eta = torch.randn((8,) + shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    smoothed = torch.fft.irfft2(torch.fft.rfft2(eta) * module.smoothing, s=shape)
+    smoothed = torch.fft.irfft2(torch.fft.rfft2(eta) * module.smoothing_filter(64, 64, TWO_PI, TWO_PI), s=shape)
     assert abs(smoothed.std().item() - 1) < 0.1
-    assert np.allclose(_call(module, np.zeros(shape), [eta[:1]]), 0.0)
+    assert np.all(_host_tendency(backscatter, np.zeros(shape)) == 0.0)
+    assert np.abs(_host_tendency(backscatter, _random_vorticity(shape))).max() > 0
 
 
 # ---- swapping, inspection, summary ---------------------------------------------------------

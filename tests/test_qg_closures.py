@@ -123,7 +123,9 @@ class LayerNoise(RowTransforms):
 
 def _export_qg(tmp_path, module, **changes):
     path = str(tmp_path / "qg_test.pt")
-    export(module, manifest("smagorinsky", (64, 64), (1e6, 1e6)) | {"name": "qg_test"} | changes, path)
+    spectral = {"grid": {"shape": [64, 64], "length": [1e6, 1e6]},
+                "inputs": [{"field": "psi", "space": "spectral"}], "outputs": [{"field": "q", "space": "spectral"}]}
+    export(module, manifest("smagorinsky") | {"name": "qg_test"} | spectral | changes, path)
     return path
 
 

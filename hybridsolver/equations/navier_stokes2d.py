@@ -125,7 +125,8 @@ class NavierStokes2D:
     name = "navier_stokes2d"
     fields = ("vorticity",)
     field_layers = {}  # no layered fields
-    derived_fields = {"u": None, "v": None}  # the velocity, single-layer fields plugins may read
+    # single-layer fields plugins may read: the velocity and the streamfunction
+    derived_fields = {"u": None, "v": None, "psi": None}
     state_dtype = np.complex128
 
     def __init__(self, grid, params, members, seed=0):
@@ -253,18 +254,34 @@ class NavierStokes2D:
         return {"vorticity": w}
 
     def derived_spectra(self, w, names):
-        """Spectra of the derived fields among ``names`` (``u``, ``v``), each a new
-        (M, ny, nx//2+1) array: the unnormalised rfft of the velocity, the inflow's mean
-        flow ``(U, 0)`` included."""
+        """Spectra of the derived fields among ``names``, each a new (M, ny, nx//2+1) array
+        (unnormalised rfft): the velocity ``u``, ``v``, the inflow's mean flow ``(U, 0)``
+        included, and the streamfunction ``psi`` of the periodic part (``u = psi_y``,
+        ``v = -psi_x``, ``lap psi = -omega``)."""
         wanted = [n for n in names if n in self.derived_fields]
-        if not wanted:
-            return {}
+        spectra = {}
         g = self.grid
-        u_hat = fft.empty(w.shape, np.complex128)
-        v_hat = fft.empty(w.shape, np.complex128)
-        _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(u_hat), float_view(v_hat))
-        u_hat[:, 0, 0] = self.mean_velocity * g.size
-        return {name: {"u": u_hat, "v": v_hat}[name] for name in wanted}
+        if "u" in wanted or "v" in wanted:
+            spectra["u"] = fft.empty(w.shape, np.complex128)
+            spectra["v"] = fft.empty(w.shape, np.complex128)
+            _velocity_spectra(float_view(w), g.kx, g.ky, g.inv_k2, 1.0, float_view(spectra["u"]),
+                              float_view(spectra["v"]))
+            spectra["u"][:, 0, 0] = self.mean_velocity * g.size
+        if "psi" in wanted:
+            spectra["psi"] = w * g.inv_k2
+        return {name: spectra[name] for name in wanted}
+
+    def derivative_wavenumbers(self):
+        """``(ky (ny, 1), kx (1, nx//2+1))`` of the derivatives the host takes for plugins
+        (hybridsolver.plugin.operators): the Nyquist wavenumbers are zero, as in the
+        classic closures, so that derivatives of real fields stay real."""
+        g = self.grid
+        ky, kx = g.ky.copy(), g.kx.copy()
+        if g.ny % 2 == 0:
+            ky[g.ny // 2] = 0.0
+        if g.nx % 2 == 0:
+            kx[g.nx // 2] = 0.0
+        return ky[:, None], kx[None, :]
 
     def from_spectral_fields(self, fields):
         """State from {'vorticity': (M, ny, nx//2+1) complex}."""

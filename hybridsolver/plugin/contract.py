@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .manifest import PluginError
+from .operators import check_operators, is_operator_output
 
 
 def check_contract(manifest, sim, where):
@@ -18,12 +19,13 @@ def check_contract(manifest, sim, where):
     eq, grid = sim.equation, sim.grid
     if manifest["equation"] != eq.name:
         raise PluginError(f"{where}: artifact equation '{manifest['equation']}', case equation.name '{eq.name}'")
-    shape = list(manifest["grid"]["shape"])
-    if shape != list(grid.shape):
-        raise PluginError(f"{where}: artifact grid shape {shape}, case grid.shape {list(grid.shape)}")
-    length = manifest["grid"]["length"]
-    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(length, grid.length)):
-        raise PluginError(f"{where}: artifact grid length {length}, case grid.length {list(grid.length)}")
+    if manifest["grid"]["shape"] != "any":
+        shape = list(manifest["grid"]["shape"])
+        if shape != list(grid.shape):
+            raise PluginError(f"{where}: artifact grid shape {shape}, case grid.shape {list(grid.shape)}")
+        length = manifest["grid"]["length"]
+        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(length, grid.length)):
+            raise PluginError(f"{where}: artifact grid length {length}, case grid.length {list(grid.length)}")
     for key, known in (("inputs", eq.fields + tuple(eq.derived_fields)), ("outputs", eq.fields)):
         for entry in manifest[key]:
             if entry["field"] not in known:
@@ -43,9 +45,12 @@ def check_contract(manifest, sim, where):
                 raise PluginError(f"{where}: artifact {key} are spectral, {eq.name} "
                                   f"({sim.case.data['equation'].get('discretization', 'finite differences')}) has a "
                                   "physical state: its plugins read and return physical fields")
-    if [e["field"] for e in manifest["outputs"]] != list(eq.fields):
-        raise PluginError(f"{where}: artifact outputs {[e['field'] for e in manifest['outputs']]}, "
-                          f"{eq.name} state fields {list(eq.fields)}")
+    check_operators(manifest, eq, where)
+    outputs = [e["field"] for e in manifest["outputs"]]
+    if any(is_operator_output(e) for e in manifest["outputs"]):
+        outputs = list(dict.fromkeys(outputs))  # entries of one field add up
+    if outputs != list(eq.fields):
+        raise PluginError(f"{where}: artifact outputs {outputs}, {eq.name} state fields {list(eq.fields)}")
 
 
 def pick_device(requested, manifest, where):

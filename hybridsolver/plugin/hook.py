@@ -29,6 +29,7 @@ from ..hooks import Hook, HookStats
 from .artifact import load_module, read_artifact, resolve
 from .contract import check_contract, check_output, check_returned_state, check_signature, pick_device
 from .manifest import PluginError, per_member_shape
+from .operators import PhysicalTransforms, is_operator_output
 
 
 class ArtifactHook(Hook):
@@ -77,6 +78,11 @@ class ArtifactHook(Hook):
     def stateful(self):
         return bool(self.manifest.get("state"))
 
+    @property
+    def operator_outputs(self):
+        """True when the host finishes the outputs (``derivative`` or ``form`` entries)."""
+        return any(is_operator_output(e) for e in self.manifest["outputs"])
+
     # -- setup
 
     def start(self, sim):
@@ -92,12 +98,17 @@ class ArtifactHook(Hook):
         state = sim.state[self.rows]
         rows = state.shape[0]
         self.max_batch = min(self.max_batch or rows, rows)
-        self.noise_shapes = [per_member_shape(e, self.sampler) for e in self.manifest["noise"]]
-        self.state_specs = [(e["name"], per_member_shape(e, self.sampler), getattr(torch, e["dtype"]))
+        self.noise_shapes = [per_member_shape(e, self.sampler, sim.grid.shape) for e in self.manifest["noise"]]
+        self.state_specs = [(e["name"], per_member_shape(e, self.sampler, sim.grid.shape), getattr(torch, e["dtype"]))
                             for e in self.manifest.get("state", [])]
         self.member_state = [torch.zeros((rows,) + shape, dtype=dtype, device=self.device)
                              for _, shape, dtype in self.state_specs]
         self.lengths = {"length_y": float(sim.grid.length[0]), "length_x": float(sim.grid.length[-1])}
+        self.physical = None
+        if sim.equation.state_dtype == np.complex128 and (
+                self.manifest["inputs"][0]["space"] == "physical" or self.operator_outputs):
+            self.physical = PhysicalTransforms(sim.equation, self.manifest["inputs"], self.manifest["outputs"],
+                                               lambda field: field_channels(sim, field))
         self._pinned = {}
         self.stats = HookStats()
         first = state[:self.max_batch]
@@ -122,7 +133,8 @@ class ArtifactHook(Hook):
     def _output_shape(self, sim, rows):
         grid = sim.grid
         last = grid.shape if self.manifest["outputs"][0]["space"] == "physical" else grid.spectral_shape
-        channels = sum(field_channels(sim, e["field"]) for e in self.manifest["outputs"])
+        channels = sum(field_channels(sim, e["field"]) * (3 if e.get("form") == "stress" else 1)
+                       for e in self.manifest["outputs"])
         return (rows, channels) + tuple(last)
 
     # -- host arrays and device tensors
@@ -131,8 +143,9 @@ class ArtifactHook(Hook):
         """The module input, (rows, C_in, *grid) float or (rows, C_in, *spectral grid) complex
         (grid ``(ny, nx)`` or ``(n,)``); a layered field (``qg2layer``'s q) gives one channel
         per layer.  Inputs are state fields or the equation's ``derived_fields`` (e.g.
-        ``qg2layer``'s psi, u, v).  Equations with a physical state (finite differences)
-        hand their fields as they are."""
+        ``qg2layer``'s psi, u, v), physical ones through the host's FFTW plans with their
+        ``derivative`` taken (:class:`PhysicalTransforms`).  Equations with a physical
+        state (finite differences) hand their fields as they are."""
         eq = sim.equation
         names = [e["field"] for e in self.manifest["inputs"]]
         read = eq.to_fields if eq.state_dtype != np.complex128 else (
@@ -141,16 +154,17 @@ class ArtifactHook(Hook):
         if any(e.get("at") == "previous" for e in self.manifest["inputs"]):
             sources["previous"] = read(previous)
         arrays = [sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]]
+        if self.manifest["inputs"][0]["space"] == "physical" and eq.state_dtype == np.complex128:
+            return self.physical.physical_inputs(arrays)
         dims = len(sim.grid.shape)
-        x = np.concatenate([a.reshape((a.shape[0], -1) + a.shape[a.ndim - dims:]) for a in arrays], axis=1)
-        if self.manifest["inputs"][0]["space"] == "spectral" or eq.state_dtype != np.complex128:
-            return x
-        flat = eq.transforms.to_physical(x.reshape((-1,) + sim.grid.spectral_shape))
-        return flat.reshape(x.shape[:2] + sim.grid.shape)
+        return np.concatenate([a.reshape((a.shape[0], -1) + a.shape[a.ndim - dims:]) for a in arrays], axis=1)
 
     def to_state(self, sim, out):
         """The state rows (spectral, or physical for finite-difference equations) of a
-        module output ``out`` (numpy, the module's output layout)."""
+        module output ``out`` (numpy, the module's output layout); operator outputs are
+        finished by the host (:meth:`PhysicalTransforms.output_spectra`)."""
+        if self.operator_outputs:
+            return sim.equation.from_spectral_fields(self.physical.output_spectra(out))
         fields, channel = {}, 0
         for entry in self.manifest["outputs"]:
             layers = field_channels(sim, entry["field"])

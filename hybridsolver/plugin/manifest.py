@@ -5,10 +5,11 @@ required unless marked optional):
 
     name, version, equation (str); kind (closure | refiner | emulator); callsite
     (tendency | replace | post_step | observe); grid {shape, length} (lists of one
-    length); inputs, outputs (lists of {field, space (physical | spectral), at (current |
-    previous, optional)}); dtype (float64 | float32); devices (list of cpu | cuda);
+    length, or both ``"any"`` for a resolution-agnostic module); inputs, outputs (lists of
+    {field, space (physical | spectral), at (current | previous, optional), derivative
+    (optional, physical space), form (optional, outputs)}: see :mod:`.operators`); dtype (float64 | float32); devices (list of cpu | cuda);
     every (int >= 1); stochastic (bool, true iff noise is not empty); noise (list of
-    {name, shape}); sampler {key: number}; provenance (object); sha256 (str);
+    {name, shape}, ``shape`` of ints >= 1, sampler keys or the grid sizes ``ny``, ``nx``); sampler {key: number}; provenance (object); sha256 (str);
     optional: description (str), equation_parameters {[equation] key: number}, state
     (list of {name, shape, dtype}: what a stateful module carries per member between
     calls, ``shape`` of ints >= 1 or sampler keys, ``dtype`` float32 | float64).
@@ -23,8 +24,11 @@ KINDS = ("closure", "refiner", "emulator")
 SPACES = ("physical", "spectral")
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda")
+FORMS = ("stress",)  # output forms the host finishes (see operators)
 # options the host sets on every call (a sampler key may not take one of these names)
 RESERVED_OPTIONS = ("dt", "time", "every", "first", "length_y", "length_x")
+# names in a noise or state shape that stand for the case grid's sizes (resolution-agnostic modules)
+GRID_SIZES = ("ny", "nx")
 KEYS = ("name", "version", "kind", "callsite", "equation", "grid", "inputs", "outputs", "dtype", "devices",
         "every", "stochastic", "noise", "sampler", "provenance", "sha256", "description", "equation_parameters",
         "state")
@@ -49,10 +53,10 @@ def _check_choice(value, choices, key, where):
 
 
 def _per_member_shape(entry, sampler):
-    """True if ``entry['shape']`` is a list of positive ints or sampler keys."""
+    """True if ``entry['shape']`` is a list of positive ints, sampler keys or grid sizes."""
     shape = entry.get("shape") if isinstance(entry, dict) else None
-    return isinstance(shape, list) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n > 0 or isinstance(n, str) and n in sampler for n in shape)
+    return isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                           or isinstance(n, str) and (n in sampler or n in GRID_SIZES) for n in shape)
 
 
 def validate_manifest(manifest, where="manifest", with_sha=True):
@@ -69,8 +73,9 @@ def validate_manifest(manifest, where="manifest", with_sha=True):
     _check_choice(_require(manifest, "callsite", str, where), CALLSITES, "callsite", where)
     grid = _require(manifest, "grid", dict, where)
     if not (isinstance(grid.get("shape"), list) and isinstance(grid.get("length"), list)
-            and len(grid["shape"]) == len(grid["length"])):
-        raise PluginError(f"{where}: manifest 'grid' needs 'shape' and 'length' lists of one length, got {grid!r}")
+            and len(grid["shape"]) == len(grid["length"]) or grid.get("shape") == grid.get("length") == "any"):
+        raise PluginError(f"{where}: manifest 'grid' needs 'shape' and 'length' lists of one length (or both "
+                          f"\"any\"), got {grid!r}")
     for key in ("inputs", "outputs"):
         entries = _require(manifest, key, list, where)
         if not entries:
@@ -80,6 +85,7 @@ def validate_manifest(manifest, where="manifest", with_sha=True):
                 raise PluginError(f"{where}: manifest '{key}' entries need a 'field' name, got {entry!r}")
             _check_choice(entry.get("space"), SPACES, f"{key}.space", where)
             _check_choice(entry.get("at", "current"), ("current", "previous"), f"{key}.at", where)
+            _validate_operator(entry, key, where)
         if len({e["space"] for e in entries}) != 1:
             raise PluginError(f"{where}: manifest '{key}' mixes physical and spectral space")
     _check_choice(_require(manifest, "dtype", str, where), DTYPES, "dtype", where)
@@ -99,9 +105,9 @@ def validate_manifest(manifest, where="manifest", with_sha=True):
     if stochastic != bool(noise):
         raise PluginError(f"{where}: manifest 'stochastic' is {stochastic} but it lists {len(noise)} noise tensors")
     for key, value in sampler.items():
-        if key in RESERVED_OPTIONS or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if key in RESERVED_OPTIONS + GRID_SIZES or not isinstance(value, (int, float)) or isinstance(value, bool):
             raise PluginError(f"{where}: manifest sampler '{key}' should be a number and not one of "
-                              f"{RESERVED_OPTIONS}, got {value!r}")
+                              f"{RESERVED_OPTIONS + GRID_SIZES}, got {value!r}")
     _validate_state(manifest.get("state", []), sampler, where)
     parameters = manifest.get("equation_parameters", {})
     if not isinstance(parameters, dict) or not all(
@@ -112,6 +118,25 @@ def validate_manifest(manifest, where="manifest", with_sha=True):
     if with_sha:
         _require(manifest, "sha256", str, where)
     return manifest
+
+
+def _validate_operator(entry, key, where):
+    """An entry's optional ``derivative`` (a monomial of x/y letters, or {monomial: number})
+    and, on outputs, ``form`` (``stress``); not both."""
+    if "derivative" in entry:
+        spec = entry["derivative"]
+        terms = {spec: 1.0} if isinstance(spec, str) else spec
+        if not (isinstance(terms, dict) and terms and all(
+                isinstance(m, str) and m and set(m) <= {"x", "y"} and isinstance(c, (int, float))
+                and not isinstance(c, bool) for m, c in terms.items())):
+            raise PluginError(f"{where}: manifest {key} field '{entry['field']}': 'derivative' should be a monomial "
+                              f"of x and y (\"xy\") or a dict of monomials and numbers, got {spec!r}")
+    if "form" in entry:
+        if key != "outputs":
+            raise PluginError(f"{where}: manifest inputs field '{entry['field']}': 'form' is for outputs")
+        _check_choice(entry["form"], FORMS, "outputs.form", where)
+        if "derivative" in entry:
+            raise PluginError(f"{where}: manifest outputs field '{entry['field']}' has both 'form' and 'derivative'")
 
 
 def _validate_state(state, sampler, where):
@@ -131,7 +156,9 @@ def _validate_state(state, sampler, where):
         names.add(name)
 
 
-def per_member_shape(entry, sampler):
+def per_member_shape(entry, sampler, grid_shape):
     """A ``noise`` or ``state`` entry's shape per member, sampler keys replaced by their
-    values (ints)."""
-    return tuple(int(sampler[n]) if isinstance(n, str) else n for n in entry["shape"])
+    values and ``ny``, ``nx`` by the case grid's sizes ``grid_shape`` ((ny, nx) or (nx,))."""
+    sizes = dict(zip(GRID_SIZES[-len(grid_shape):], grid_shape))
+    return tuple(sizes[n] if n in GRID_SIZES else int(sampler[n]) if isinstance(n, str) else n
+                 for n in entry["shape"])

@@ -1,14 +1,14 @@
 """Export the classic closures as hybridsolver artifacts.
 
-    python -m plugins.classic.export [--shape 64 64] [--length 6.283.. 6.283..] [--out DIR]
+    python -m plugins.classic.export [--out DIR]
 
 writes ``smagorinsky.pt``, ``leith.pt`` and ``backscatter.pt`` (default: the shipped
-ones in ``plugins/classic/artifacts``, for the 64x64 2*pi box of
-``cases/kolmogorov64_smagorinsky.toml``).  The closures are analytic: nothing is
-trained, and the artifacts are deterministic functions of the arguments.
+ones in ``plugins/classic/artifacts``).  They run on any grid (manifest ``grid`` ``"any"``):
+the host hands them derivatives of its fields in physical space and takes the
+derivatives of their outputs (``hybridsolver.plugin.operators``).  The closures are
+analytic: nothing is trained, and the artifacts are deterministic.
 """
 import argparse
-import math
 import os
 
 from hybridsolver.plugin import export
@@ -24,45 +24,60 @@ DESCRIPTIONS = {
 }
 
 
-def manifest(name, shape, length, noise=()):
-    """The manifest of one classic closure on a (ny, nx) grid of size (Ly, Lx)."""
+# physical inputs the host computes (derivatives of psi, u = psi_y, v = -psi_x) and the
+# derivatives it takes of the outputs: the strain in, the stress's curl-divergence out
+STRAIN = [{"field": "psi", "space": "physical", "derivative": "xy", "units": "S11 = u_x (1/time)"},
+          {"field": "psi", "space": "physical", "derivative": {"yy": 0.5, "xx": -0.5},
+           "units": "S12 = (u_y + v_x)/2 (1/time)"}]
+STRESS = [{"field": "vorticity", "space": "physical", "derivative": {"xy": -2.0}, "units": "T11 (length^2/time^2)"},
+          {"field": "vorticity", "space": "physical", "derivative": {"xx": 1.0, "yy": -1.0},
+           "units": "T12 (length^2/time^2)"}]
+FIELDS = {
+    "smagorinsky": (STRAIN, STRESS),
+    "leith": ([{"field": "vorticity", "space": "physical", "derivative": d, "units": f"omega_{d} (1/(length time))"}
+               for d in "xy"],
+              [{"field": "vorticity", "space": "physical", "derivative": d,
+                "units": f"flux nu_t omega_{d} (1/time^2 length)"} for d in "xy"]),
+    "backscatter": (STRAIN, STRESS + [{"field": "vorticity", "space": "physical",
+                                       "units": "backscatter forcing (1/time^2)"}]),
+}
+
+
+def manifest(name, noise=()):
+    """The manifest of one classic closure (any grid)."""
+    inputs, outputs = FIELDS[name]
     return {
-        "name": name, "version": "1.0", "kind": "closure", "callsite": "tendency",
+        "name": name, "version": "2.0", "kind": "closure", "callsite": "tendency",
         "description": DESCRIPTIONS[name],
         "equation": "navier_stokes2d",
-        "grid": {"shape": list(shape), "length": list(length)},
-        "inputs": [{"field": "vorticity", "space": "spectral", "units": "1/time, unnormalised rfft2"}],
-        "outputs": [{"field": "vorticity", "space": "spectral", "units": "1/time^2 (tendency), unnormalised rfft2"}],
+        "grid": {"shape": "any", "length": "any"},
+        "inputs": inputs, "outputs": outputs,
         "dtype": "float64", "devices": ["cpu", "cuda"], "every": 1,
-        "stochastic": bool(noise), "noise": [{"name": n, "shape": list(shape)} for n in noise], "sampler": {},
-        "provenance": {"trained": False, "constants": CONSTANTS[name],
-                       "command": f"python -m plugins.classic.export --shape {shape[0]} {shape[1]} "
-                                  f"--length {length[0]!r} {length[1]!r}"},
+        "stochastic": bool(noise), "noise": [{"name": n, "shape": ["ny", "nx"]} for n in noise], "sampler": {},
+        "provenance": {"trained": False, "constants": CONSTANTS[name], "command": "python -m plugins.classic.export"},
     }
 
 
-def export_all(shape, length, out):
+def export_all(out):
     """Write the three artifacts into ``out``; returns their paths."""
     modules = {
-        "smagorinsky": (closures.Smagorinsky(shape, length, **CONSTANTS["smagorinsky"]), ()),
-        "leith": (closures.Leith(shape, length, **CONSTANTS["leith"]), ()),
-        "backscatter": (closures.StochasticBackscatter(shape, length, **CONSTANTS["backscatter"]), ("eta",)),
+        "smagorinsky": (closures.Smagorinsky(**CONSTANTS["smagorinsky"]), ()),
+        "leith": (closures.Leith(**CONSTANTS["leith"]), ()),
+        "backscatter": (closures.StochasticBackscatter(**CONSTANTS["backscatter"]), ("eta",)),
     }
     paths = []
     for name, (module, noise) in modules.items():
         path = os.path.join(out, f"{name}.pt")
-        export(module, manifest(name, shape, length, noise), path)
+        export(module, manifest(name, noise), path)
         paths.append(path)
     return paths
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=2, default=[64, 64], metavar=("NY", "NX"))
-    parser.add_argument("--length", type=float, nargs=2, default=[2 * math.pi] * 2, metavar=("LY", "LX"))
     parser.add_argument("--out", default=ARTIFACTS)
     args = parser.parse_args(argv)
-    for path in export_all(args.shape, args.length, args.out):
+    for path in export_all(args.out):
         print(path)
 
 

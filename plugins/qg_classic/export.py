@@ -1,14 +1,14 @@
 """Export pyqg's parameterizations for qg2layer as hybridsolver artifacts.
 
-    python -m plugins.qg_classic.export [--nx 64] [--L 1e6] [--out DIR]
+    python -m plugins.qg_classic.export [--out DIR]
 
 writes ``smagorinsky.pt``, ``zanna_bolton2020.pt`` and one ``backscatter_biharmonic_*.pt``
 per layer configuration of :data:`CONFIGS` (the backscatter weights the layers by their
-thicknesses; the artifact pins ``H1`` and ``delta`` through its ``equation_parameters``).
-The defaults write the shipped artifacts in ``plugins/qg_classic/artifacts`` for the
-64x64, L = 1e6 m low-resolution grid of ``cases/qg_eddy.toml`` and ``cases/qg_jet.toml``.
-The parameterizations are analytic: nothing is trained, and the artifacts are
-deterministic functions of the arguments.
+thicknesses; the artifact pins ``H1`` and ``delta`` through its ``equation_parameters``),
+by default the shipped artifacts in ``plugins/qg_classic/artifacts``.  They run on any
+grid (manifest ``grid`` ``"any"``): the host hands them derivatives of ``psi``, ``u``, ``v``
+in physical space and finishes their outputs (``hybridsolver.plugin.operators``).  The
+parameterizations are analytic: nothing is trained, and the artifacts are deterministic.
 """
 import argparse
 import os
@@ -32,50 +32,70 @@ DESCRIPTIONS = {
 }
 
 
-def manifest(name, shape, length, parameters=None):
-    """The manifest of one parameterization on an (ny, nx) grid of side lengths (Ly, Lx) in m."""
+
+
+def _gradient(field, derivative):
+    return {"field": field, "space": "physical", "derivative": derivative,
+            "units": f"d{field}/d{derivative} (1/s), layers 1 and 2"}
+
+
+STRAIN = [_gradient("u", "x"), _gradient("v", "y"), _gradient("u", "y"), _gradient("v", "x")]
+STRESS = [{"field": "q", "space": "physical", "form": "stress",
+           "units": "Txx, Txy, Tyy (m^2/s^2), layers 1 and 2 each: PV tendency curl(div T) (1/s^2)"}]
+FIELDS = {
+    "smagorinsky": (STRAIN, STRESS),
+    "zanna_bolton2020": ([_gradient("u", "x"), _gradient("u", "y"), _gradient("v", "x"), _gradient("v", "y")], STRESS),
+    "backscatter_biharmonic": (
+        [{"field": "psi", "space": "physical", "units": "m^2/s"},
+         {"field": "psi", "space": "physical", "derivative": {"xx": 1.0, "yy": 1.0}, "units": "lap psi (1/s)"},
+         {"field": "psi", "space": "physical", "derivative": {"xxxx": 1.0, "xxyy": 2.0, "yyyy": 1.0},
+          "units": "lap^2 psi (1/(m^2 s))"}] + STRAIN,
+        [{"field": "q", "space": "physical", "derivative": {"xx": -1.0, "yy": -1.0},
+          "units": "F = dx^2 nu lap^2 psi (m^2/s^2): PV tendency -lap F (1/s^2)"},
+         {"field": "q", "space": "physical", "units": "backscatter PV tendency (1/s^2)"}]),
+}
+
+
+def manifest(name, parameters=None):
+    """The manifest of one parameterization (any grid)."""
     family = name if name in CONSTANTS else "backscatter_biharmonic"
-    command = f"python -m plugins.qg_classic.export --nx {shape[1]} --L {length[1]!r}"
+    inputs, outputs = FIELDS[family]
     return {
-        "name": name, "version": "1.0", "kind": "closure", "callsite": "tendency",
+        "name": name, "version": "2.0", "kind": "closure", "callsite": "tendency",
         "description": DESCRIPTIONS[family],
         "equation": "qg2layer",
-        "grid": {"shape": list(shape), "length": list(length)},
+        "grid": {"shape": "any", "length": "any"},
         "equation_parameters": parameters or {},
-        "inputs": [{"field": "psi", "space": "spectral", "units": "m^2/s, unnormalised rfft2 (pyqg ph)"}],
-        "outputs": [{"field": "q", "space": "spectral", "units": "1/s^2 (PV tendency), unnormalised rfft2"}],
+        "inputs": inputs, "outputs": outputs,
         "dtype": "float64", "devices": ["cpu", "cuda"], "every": 1,
         "stochastic": False, "noise": [], "sampler": {},
         "provenance": {"trained": False, "reference": "pyqg 0.7.2 pyqg/parameterizations.py",
-                       "constants": CONSTANTS[family], "command": command},
+                       "constants": CONSTANTS[family], "command": "python -m plugins.qg_classic.export"},
     }
 
 
-def export_all(nx, L, out):
-    """Write the artifacts for an nx x nx grid of side L (m) into ``out``; returns their paths."""
-    shape, length = (nx, nx), (L, L)
+def export_all(out):
+    """Write the artifacts into ``out``; returns their paths."""
     modules = {
-        "smagorinsky": (closures.Smagorinsky(shape, length, **CONSTANTS["smagorinsky"]), None),
-        "zanna_bolton2020": (closures.ZannaBolton2020(shape, length, **CONSTANTS["zanna_bolton2020"]), None),
+        "smagorinsky": (closures.Smagorinsky(**CONSTANTS["smagorinsky"]), None),
+        "zanna_bolton2020": (closures.ZannaBolton2020(**CONSTANTS["zanna_bolton2020"]), None),
     }
     for config, layers in CONFIGS.items():
-        module = closures.BackscatterBiharmonic(shape, length, **layers, **CONSTANTS["backscatter_biharmonic"])
+        module = closures.BackscatterBiharmonic(**layers, **CONSTANTS["backscatter_biharmonic"])
         modules[f"backscatter_biharmonic_{config}"] = (module, layers)
     paths = []
     for name, (module, parameters) in modules.items():
         path = os.path.join(out, f"{name}.pt")
-        export(module, manifest(name, shape, length, parameters), path)
+        export(module, manifest(name, parameters), path)
         paths.append(path)
     return paths
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nx", type=int, default=64, help="grid points per side (default 64)")
-    parser.add_argument("--L", type=float, default=1e6, help="domain side in m (default 1e6)")
     parser.add_argument("--out", default=ARTIFACTS)
     args = parser.parse_args(argv)
-    for path in export_all(args.nx, args.L, args.out):
+    for path in export_all(args.out):
         print(path)
 
 
