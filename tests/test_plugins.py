@@ -379,3 +379,56 @@ def test_spectral_artifact_is_refused_by_a_finite_difference_host(tmp_path):
             "time": {"dt": 1e-4, "steps": 3}, "plugins": [{"path": path}]}
     with pytest.raises(PluginError, match="physical state"):
         Simulation.from_case(case)
+    manifest = u_manifest("burgers2d", [32, 32], [1.0, 1.0], "physical")
+    export(Scaled(0.5), manifest | {"inputs": [manifest["inputs"][0] | {"derivative": "x"}]}, path)
+    with pytest.raises(PluginError, match="'derivative' or 'form' need a spectral host; burgers2d has a physical"):
+        Simulation.from_case(case)
+
+
+# ---- any grid; derivative inputs and operator outputs ---------------------------------------
+
+@pytest.mark.parametrize("shape, length", [((32, 32), (TWO_PI, TWO_PI)), ((48, 48), (TWO_PI, TWO_PI)),
+                                           ((128, 128), (TWO_PI, TWO_PI)), ((256, 256), (TWO_PI, TWO_PI)),
+                                           ((32, 64), (TWO_PI, 2 * TWO_PI))], ids=["32", "48", "128", "256", "32x64"])
+def test_registered_classic_closures_run_on_any_grid(case, shape, length):
+    """The shipped artifacts (grid "any") on other grids and a non-square box: Smagorinsky
+    equals the numpy Python hook to 1e-12 after 5 steps; Leith and the backscatter run."""
+    case["grid"] = {"shape": list(shape), "length": list(length)}
+    case["ensemble"]["members"] = 2
+    runs = {}
+    for name in ("smagorinsky", "leith", "backscatter", "python"):
+        case["plugins"] = [] if name == "python" else [{"path": name}]
+        sim = Simulation.from_case(case)
+        if name == "python":
+            sim.add_hook(SmagorinskyHook(cs=0.17))
+        sim.advance(5)
+        runs[name] = sim.state.copy()
+        assert np.isfinite(runs[name]).all(), name
+    assert np.linalg.norm(runs["smagorinsky"] - runs["python"]) < 1e-12 * np.linalg.norm(runs["python"])
+    assert not np.allclose(runs["backscatter"], runs["smagorinsky"])  # the noise acts
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"derivative": "xz"}, "'derivative' should be a monomial of x and y"),
+    ({"derivative": {"xx": "1"}}, "'derivative' should be a monomial of x and y"),
+    ({"form": "stress"}, "'form' is for outputs"),
+])
+def test_manifest_refuses_bad_derivative_inputs(tmp_path, entry, message):
+    with pytest.raises(PluginError, match=message):
+        _export(tmp_path, inputs=[{"field": "psi", "space": "physical"} | entry])
+
+
+def test_manifest_refuses_bad_operator_outputs(tmp_path, case64, capsys):
+    physical = {"field": "vorticity", "space": "physical"}
+    with pytest.raises(PluginError, match="manifest 'outputs.form' is 'flux'"):
+        _export(tmp_path, outputs=[physical | {"form": "flux"}])
+    with pytest.raises(PluginError, match="has both 'form' and 'derivative'"):
+        _export(tmp_path, outputs=[physical | {"form": "stress", "derivative": "x"}])
+    case64["plugins"][0]["path"] = _export(tmp_path, outputs=[physical | {"derivative": "x"}], callsite="post_step",
+                                           kind="refiner")
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "outputs with 'derivative' or 'form' need callsite tendency" in err
+    case64["plugins"][0]["path"] = _export(tmp_path, inputs=[{"field": "vorticity", "space": "spectral",
+                                                               "derivative": "x"}])
+    code, err = _run_cli(tmp_path, case64, capsys)
+    assert code == 2 and "entries with 'derivative' or 'form' are physical, field 'vorticity' is spectral" in err

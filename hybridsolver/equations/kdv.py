@@ -168,6 +168,10 @@ class KdVSpectral(_KdV):
         """State from {'u': (M, n//2+1) complex}."""
         return np.asarray(fields["u"], dtype=np.complex128)
 
+    def spectral_operator(self, name):
+        """``(A, offset)``: the spectrum of ``u`` is ``A[0, 0] w``; ``A`` (1, 1, n//2+1), offset zero."""
+        return np.ones((1, 1) + self.grid.spectral_shape, np.complex128), np.zeros(1)
+
 
 class KdVFiniteDifference(_KdV):
     """The paper's finite-difference KdV for ``rk4``/``heun``: state real ``(M, n)``."""

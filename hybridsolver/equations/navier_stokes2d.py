@@ -271,6 +271,16 @@ class NavierStokes2D:
             spectra["psi"] = w * g.inv_k2
         return {name: spectra[name] for name in wanted}
 
+    def spectral_operator(self, name):
+        """``(A, offset)``: the spectrum of field ``name`` (``vorticity``, ``psi``, ``u``, ``v``)
+        is ``A[0, 0] w + offset[0]`` at wavenumber 0 (the inflow's mean velocity, ``u`` only);
+        ``A`` (1, 1, ny, nx//2+1) complex, as :meth:`derived_spectra`."""
+        g = self.grid
+        operator = {"vorticity": np.ones(g.spectral_shape), "psi": g.inv_k2, "u": 1j * g.ky[:, None] * g.inv_k2,
+                    "v": -1j * g.kx[None, :] * g.inv_k2}[name]
+        offset = self.mean_velocity * g.size if name == "u" else 0.0
+        return np.asarray(operator, np.complex128)[None, None], np.array([offset])
+
     def derivative_wavenumbers(self):
         """``(ky (ny, 1), kx (1, nx//2+1))`` of the derivatives the host takes for plugins
         (hybridsolver.plugin.operators): the Nyquist wavenumbers are zero, as in the

@@ -335,6 +335,18 @@ class QG2Layer:
                                  spectra["v"])
         return {n: spectra[n] for n in wanted}
 
+    def spectral_operator(self, name):
+        """``(A, offset)``: the spectrum of field ``name`` (``q``, ``psi``, ``u``, ``v``), layer
+        ``i``, is ``sum_j A[i, j] q_j``; ``A`` (2, 2, ny, nx//2+1) complex, ``offset`` (2,) zero."""
+        g = self.grid
+        if name == "q":
+            operator = np.broadcast_to(np.eye(LAYERS)[:, :, None, None], (LAYERS, LAYERS) + g.spectral_shape)
+        else:
+            a00, a01, a10, a11 = self.inversion
+            operator = np.array([[a00, a01], [a10, a11]], dtype=np.complex128)
+            operator *= {"psi": 1.0, "u": -1j * g.ky[:, None], "v": 1j * g.kx[None, :]}[name]
+        return operator, np.zeros(LAYERS)
+
     def derivative_wavenumbers(self):
         """``(ky (ny, 1), kx (1, nx//2+1))`` of the derivatives the host takes for plugins
         (hybridsolver.plugin.operators): pyqg's ``l``, ``k``, Nyquist wavenumbers kept."""

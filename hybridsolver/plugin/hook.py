@@ -147,6 +147,8 @@ class ArtifactHook(Hook):
         ``derivative`` taken (:class:`PhysicalTransforms`).  Equations with a physical
         state (finite differences) hand their fields as they are."""
         eq = sim.equation
+        if self.manifest["inputs"][0]["space"] == "physical" and eq.state_dtype == np.complex128:
+            return self.physical.physical_inputs({"current": state, "previous": previous})
         names = [e["field"] for e in self.manifest["inputs"]]
         read = eq.to_fields if eq.state_dtype != np.complex128 else (
             lambda w: eq.spectral_fields(w) | eq.derived_spectra(w, names))
@@ -154,8 +156,6 @@ class ArtifactHook(Hook):
         if any(e.get("at") == "previous" for e in self.manifest["inputs"]):
             sources["previous"] = read(previous)
         arrays = [sources[e.get("at", "current")][e["field"]] for e in self.manifest["inputs"]]
-        if self.manifest["inputs"][0]["space"] == "physical" and eq.state_dtype == np.complex128:
-            return self.physical.physical_inputs(arrays)
         dims = len(sim.grid.shape)
         return np.concatenate([a.reshape((a.shape[0], -1) + a.shape[a.ndim - dims:]) for a in arrays], axis=1)
 

@@ -43,20 +43,37 @@ def _boundary_columns(nx, nh):
     return (0, nh - 1) if nx % 2 == 0 else (0, 0)
 
 
+def real_field_operator(operator, shape):
+    """The operator ``A`` (..., ny, nx//2+1) or (..., nx//2+1) on a grid of ``shape`` whose
+    product with the spectrum of a real field ``f`` is the spectrum of the real field
+    nearest to ``A f``: its boundary columns (kx = 0 and the x-Nyquist) made Hermitian in
+    ky, ``(A(ky) + conj A(-ky)) / 2`` (on 1D grids: those coefficients made real).  A new array."""
+    a = np.array(operator, dtype=np.complex128)
+    columns = set(_boundary_columns(shape[-1], shape[-1] // 2 + 1))
+    if len(shape) == 1:
+        for k in columns:
+            a[..., k] = a[..., k].real
+        return a
+    partner = (-np.arange(shape[0])) % shape[0]
+    for column in columns:
+        c = a[..., column]
+        c[...] = 0.5 * (c + np.conj(c[..., partner]))
+    return a
+
+
 @numba.njit(parallel=True, cache=True)
-def _derivative(src, operator, last, dst):
-    """``dst[r, l] = operator * src[r, l]`` for the (R, L, ny, nh) spectra ``src``, each
-    first projected onto a real field's spectrum (its columns 0 and ``last`` = nh-1, or 0
-    for odd nx, made Hermitian in ky)."""
-    rows, layers, ny, nh = src.shape
-    for n in numba.prange(rows * layers * ny):
-        r, l, i = n // (layers * ny), (n // ny) % layers, n % ny
-        partner = (ny - i) % ny
-        for j in range(nh):
-            value = src[r, l, i, j]
-            if j == 0 or j == last:
-                value = 0.5 * (value + np.conj(src[r, l, partner, j]))
-            dst[r, l, i, j] = operator[i, j] * value
+def _gather(state, weights, offsets, channels, hat):
+    """``hat[r, channels[k]] = sum_l weights[k, l] state[r, l] (+ offsets[k] at wavenumber 0)``:
+    the spectra of all input channels from the state (R, L, P) in one pass; ``weights``
+    (K, L, P), ``offsets`` (K,) complex, ``hat`` (R, C, P)."""
+    rows, layers, points = state.shape
+    for n in numba.prange(rows * points):
+        r, p = n // points, n % points
+        for k in range(channels.shape[0]):
+            value = offsets[k] if p == 0 else 0.0j
+            for l in range(layers):
+                value += weights[k, l, p] * state[r, l, p]
+            hat[r, channels[k], p] = value
 
 
 @numba.njit(parallel=True, cache=True)
@@ -101,7 +118,7 @@ class PhysicalTransforms:
 
     def __init__(self, equation, inputs, outputs, layers):
         grid = equation.grid
-        self.nx, self.size, self.dims = grid.shape[-1], grid.size, len(grid.shape)
+        self.nx, self.size = grid.shape[-1], grid.size
         self.transforms = equation.transforms
         self.layers = layers
         ky = kx = None
@@ -109,13 +126,33 @@ class PhysicalTransforms:
             ky, kx = equation.derivative_wavenumbers()
             self.ikx, self.iky = 1j * kx[0], 1j * ky[:, 0]
         self.last = _boundary_columns(self.nx, grid.spectral_shape[-1])[1]
-        # inputs: the inverse transform's 1/N folded into the operators
-        self.input_operators = [derivative_operator(e["derivative"], ky, kx) / self.size if "derivative" in e
-                                else None for e in inputs]
+        self.inputs = self._input_operators(equation, inputs, ky, kx) if inputs[0]["space"] == "physical" else {}
+        self.channels = sum(len(c) for _, _, c in self.inputs.values())
         self.outputs = [(e["field"], e.get("form"), derivative_operator(e["derivative"], ky, kx)
                          if "derivative" in e else None) for e in outputs]
         self.output_fields = list(dict.fromkeys(e["field"] for e in outputs))
         self._buffers, self._bound_plans = {}, {}
+
+    def _input_operators(self, equation, inputs, ky, kx):
+        """{source ("current" | "previous"): (weights (K, L, P), offsets (K,), channels (K,))}:
+        each physical input channel's spectrum as a linear operator of the state (the
+        field's ``equation.spectral_operator``, projected onto real fields, times the
+        derivative), the inverse transform's 1/N folded in."""
+        per_source = {}
+        channel = 0
+        for entry in inputs:
+            operator, offset = equation.spectral_operator(entry["field"])
+            operator, offset = real_field_operator(operator, self.transforms.shape), np.real(offset)
+            factor = (derivative_operator(entry["derivative"], ky, kx) if "derivative" in entry
+                      else np.ones(operator.shape[2:])) / self.size
+            weights, offsets, channels = per_source.setdefault(entry.get("at", "current"), ([], [], []))
+            for layer in range(operator.shape[0]):
+                weights.append((factor * operator[layer]).reshape(operator.shape[1], -1))
+                offsets.append(factor.reshape(-1)[0] * offset[layer])
+                channels.append(channel)
+                channel += 1
+        return {source: (np.ascontiguousarray(w), np.array(o, np.complex128), np.array(c, np.int64))
+                for source, (w, o, c) in per_source.items()}
 
     def _buffer(self, key, shape, dtype):
         """An aligned buffer, one per name and shape (the dry run's rows may differ)."""
@@ -131,22 +168,17 @@ class PhysicalTransforms:
                                                           dst.reshape((-1,) + dst.shape[2:]))
         return self._bound_plans[key]
 
-    def physical_inputs(self, spectra):
-        """The module input (rows, C, ny, nx) float64 of the input fields' spectra
-        (``spectra``: one (rows, [layers,] ny, nx//2+1) array per manifest input), derivatives
-        taken.  The array is the hook's buffer, overwritten by the next call."""
-        arrays = [s.reshape((s.shape[0], -1) + s.shape[s.ndim - self.dims:]) for s in spectra]
-        rows, channels = arrays[0].shape[0], sum(a.shape[1] for a in arrays)
-        hat = self._buffer("in_hat", (rows, channels) + self.transforms.spectral_shape, np.complex128)
-        c = 0
-        for a, operator in zip(arrays, self.input_operators):
-            part = hat[:, c:c + a.shape[1]]
-            if operator is None:
-                np.multiply(a, 1.0 / self.size, out=part)
-            else:
-                _derivative(a, operator, self.last, part)
-            c += a.shape[1]
-        out = self._buffer("in", (rows, channels) + self.transforms.shape, np.float64)
+    def physical_inputs(self, states):
+        """The module input (rows, C, ny, nx) float64 from the states ``{"current": (rows, ...),
+        "previous": ...}`` (spectral, the equation's state layout): every channel's spectrum
+        in one pass over each state, then one inverse transform of all.  The array is the
+        hook's buffer, overwritten by the next call."""
+        rows = next(iter(states.values())).shape[0]
+        hat = self._buffer("in_hat", (rows, self.channels) + self.transforms.spectral_shape, np.complex128)
+        flat = hat.reshape(rows, self.channels, -1)
+        for source, (weights, offsets, channels) in self.inputs.items():
+            _gather(states[source].reshape(rows, weights.shape[1], -1), weights, offsets, channels, flat)
+        out = self._buffer("in", (rows, self.channels) + self.transforms.shape, np.float64)
         self._bound(False, hat, out)()
         return out
 
