@@ -1,30 +1,12 @@
-"""Batch-invariant spectral transforms and wavenumbers for plugin modules (torch).
+"""Batch-invariant spectral transforms for plugin modules (torch).
 
 2D transforms are done as 1D transforms along the last, contiguous axis (with
 transposes for the columns): torch's CPU ``rfft2`` (MKL) pairs batch members in
 vector lanes, so a member's bits would change with the batch size; row by row
 transforms do not, and the host's contract is that batching never changes a member.
 """
-import math
-
 import torch
 from torch import nn
-
-
-def wavenumbers(shape, length, zero_nyquist=True):
-    """Angular wavenumbers ``(ky (ny, 1), kx (1, nx//2+1))`` (1/length) of rfft2 on a
-    periodic box ``length = (Ly, Lx)``.  ``fftfreq`` order: the Nyquist row is negative
-    (``-ny/2``), the Nyquist column positive; ``zero_nyquist`` sets both to zero so that
-    derivatives of real fields stay real."""
-    ny, nx = shape
-    ly, lx = length
-    ky = torch.fft.fftfreq(ny, d=1.0 / ny, dtype=torch.float64) * (2 * math.pi / ly)
-    kx = torch.fft.rfftfreq(nx, d=1.0 / nx, dtype=torch.float64) * (2 * math.pi / lx)
-    if zero_nyquist and ny % 2 == 0:
-        ky[ny // 2] = 0.0
-    if zero_nyquist and nx % 2 == 0:
-        kx[nx // 2] = 0.0
-    return ky[:, None], kx[None, :]
 
 
 def rfft2_rows(f: torch.Tensor) -> torch.Tensor:

@@ -105,6 +105,7 @@ def _add_stress_curl(txx, txy, tyy, ikx, iky, last, dst):
 
 
 def is_operator_output(entry):
+    """True for a manifest output entry the host finishes (``derivative`` or ``form``)."""
     return "derivative" in entry or "form" in entry
 
 
