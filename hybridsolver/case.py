@@ -403,8 +403,30 @@ def _parse_value(text):
         return text
 
 
+# keys of one table that are alternatives: an override of one drops the other (unless
+# the same overrides set both, which validation then refuses)
+ALTERNATIVES = {"t_end": "steps", "steps": "t_end", "every": "interval", "interval": "every", "dir": "path",
+                "path": "dir", "bounds": "reference_sigmas", "reference_sigmas": "bounds"}
+ALTERNATIVE_TABLES = {"t_end": "time", "steps": "time", "dir": "reference", "path": "reference",
+                      "bounds": "monitor", "reference_sigmas": "monitor"}  # every/interval: plugins.N
+
+
+def _drops_alternative(parts, overrides):
+    """The alternative key an override of ``parts`` (a dotted key, split) replaces, or None."""
+    key, table = parts[-1], parts[:-1]
+    other = ALTERNATIVES.get(key)
+    if other is None or ".".join(table + [other]) in overrides:
+        return None
+    if key in ALTERNATIVE_TABLES:
+        return other if table == [ALTERNATIVE_TABLES[key]] else None
+    return other if len(table) == 2 and table[0] == "plugins" else None
+
+
 def apply_overrides(raw, overrides):
-    """Set dotted keys (``a.b``, ``plugins.0.every``) in a raw case dict, in place."""
+    """Set dotted keys (``a.b``, ``plugins.0.every``) in a raw case dict, in place.  An
+    override of one of a pair of alternatives (``time.t_end``/``time.steps``,
+    ``plugins.N.every``/``interval``, ``reference.dir``/``path``, ``monitor.bounds``/
+    ``reference_sigmas``) replaces the other."""
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         if not all(parts):
@@ -425,6 +447,7 @@ def apply_overrides(raw, overrides):
             node[int(parts[-1])] = value
         else:
             node[parts[-1]] = value
+            node.pop(_drops_alternative(parts, overrides), None)
     return raw
 
 

@@ -135,7 +135,11 @@ def main(argv=None):
         else:
             sim = Simulation(case)
             if args.command == "validate":
+                from .case_warnings import case_warnings
+
                 sim.start_hooks()  # artifacts' dry runs
+                for line in case_warnings(sim):
+                    print(f"{args.case}: warning: {line}", file=sys.stderr)
                 print(f"{args.case}: ok ({sim.equation.name}, grid {sim.grid.shape}, "
                       f"{len(sim.members)} member{'s' * (len(sim.members) != 1)}, {sim.total_steps} steps)")
                 return 0

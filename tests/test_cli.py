@@ -8,7 +8,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from hybridsolver.case import read_toml
+from hybridsolver.case import CaseError, read_toml
 from hybridsolver.cli import main
 
 GOOD = """
@@ -200,6 +200,33 @@ def test_validate_accepts_the_shipped_cases(capsys):
         small = [] if "plugins" in case else ["--set", f"grid.shape={small}"]  # artifacts fix the grid
         assert main(["validate", path, *small]) == 0, name
     assert capsys.readouterr().out.count(": ok") == len(os.listdir(root))
+
+
+@pytest.mark.parametrize("override, kept, dropped, table", [
+    ({"time.t_end": 0.05}, "t_end", "steps", ("time",)),
+    ({"plugins.0.interval": 0.01}, "interval", "every", ("plugins", 0)),
+    ({"reference.path": "ref.nc"}, "path", "dir", ("reference",)),
+])
+def test_an_override_of_one_alternative_replaces_the_other(tmp_path, override, kept, dropped, table):
+    from hybridsolver import load_case
+
+    raw = tomllib.loads(GOOD) | {"plugins": [{"path": "smagorinsky", "every": 2}], "reference": {"dir": "../r"}}
+    case = load_case(raw, override)
+    node = case.data[table[0]] if len(table) == 1 else case.data[table[0]][table[1]]
+    assert kept in node and dropped not in node
+    with pytest.raises(CaseError, match="time.t_end: give exactly one of time.t_end and time.steps"):
+        load_case(raw, {"time.t_end": 0.05, "time.steps": 40})  # both given by the overrides: refused
+
+
+def test_validate_warns_about_settings_that_cannot_work(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["validate", path]) == 0 and "warning" not in capsys.readouterr().err
+    assert main(["validate", path, "--set", "time.dt=0.5", "--set", "time.steps=2000000000",
+                 "--set", "output.fields_every=1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: time.dt: the initial condition's CFL number is" in err
+    assert "warning: time.steps: 2e+09 steps (more than 1e+09)" in err
+    assert "warning: output.fields_every: the run writes about" in err
 
 
 def test_set_overrides_reach_the_resolved_case(tmp_path):
