@@ -36,6 +36,7 @@ setup(
         + [f"{name} = hybridsolver_plugins.reference.registry:{name}"
            for name in ("linear_decay", "stochastic_relaxation", "band_refiner")]
         + [f"{name} = hybridsolver_plugins.latent_sde.registry:{name}"
-           for name in ("latent_sde_kdv", "latent_sde_kdv_eta0", "latent_sde_burgers2d_eta0")],
+           for name in ("latent_sde_kdv", "latent_sde_kdv_eta0", "latent_sde_burgers2d_eta0",
+                         "latent_sde_cylinder_eta0")],
     },
 )
