@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         # pyqg 0.7.2 builds only with Cython<3 and numpy<2: install with PIP_CONSTRAINT=.ci/constraints.txt
-        "test": ["pytest>=7", "jax>=0.4.20", "jax-cfd>=0.2.1", "pyqg==0.7.2"],
+        # ruff: the lint .ci/run runs before the tests (pyproject.toml; pinned in .ci/constraints.txt)
+        "test": ["pytest>=7", "ruff>=0.6", "jax>=0.4.20", "jax-cfd>=0.2.1", "pyqg==0.7.2"],
     },
     entry_points={
         "console_scripts": ["hybridsolver = hybridsolver.cli:main"],

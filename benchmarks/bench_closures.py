@@ -101,7 +101,8 @@ def qg_rows(repeats):
                 model._step_forward()
             call, module, fftw, slabs = call_parts(sim, name)
             ours, theirs, free, t_call, t_module, t_fftw = minima(
-                [lambda: sim.advance(1), model._step_forward, lambda: plain.advance(1), call, module, fftw],
+                [lambda sim=sim: sim.advance(1), model._step_forward, lambda plain=plain: plain.advance(1), call,
+                 module, fftw],
                 repeats, steps)
             rows[f"{name}_m{members}"] = {
                 "ms_per_step": ours, "ms_per_member_step": ours / members, "pyqg_ms_per_step": theirs,
@@ -119,7 +120,8 @@ def ns_rows(repeats):
             sim = simulation("kolmogorov64_smagorinsky.toml", members, name)
             call, module, fftw, slabs = call_parts(sim, name)
             ours, free, t_call, t_module, t_fftw = minima(
-                [lambda: sim.advance(1), lambda: plain.advance(1), call, module, fftw], repeats, steps)
+                [lambda sim=sim: sim.advance(1), lambda plain=plain: plain.advance(1), call, module, fftw], repeats,
+                steps)
             rows[f"{name}_m{members}"] = {
                 "ms_per_step": ours, "plugin_free_ms_per_step": free, "slowdown": ours / free, "call_ms": t_call,
                 "module_ms": t_module, "fftw_ms": t_fftw, "transforms_per_member": slabs,

@@ -20,9 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_ns2d import against_ffts  # noqa: E402
-from timing import seconds, write_json  # noqa: E402
 
 from hybridsolver import Simulation  # noqa: E402
+from timing import seconds, write_json  # noqa: E402
 
 CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cases", "cylinder_re160.toml")
 

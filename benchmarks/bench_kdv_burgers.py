@@ -254,8 +254,8 @@ def burgers(args, calls=200):
         seconds_, reference = timed(numpy_heun, u0, snapshots, every, sim.dt, constants)
         theirs.append(seconds_)
         state, out = sim.state, np.empty_like(sim.state)
-        explicit.append(seconds(lambda: sim.equation.explicit(state, out), calls))
-        copy.append(seconds(lambda: np.copyto(out, state), calls))
+        explicit.append(seconds(lambda sim=sim, state=state, out=out: sim.equation.explicit(state, out), calls))
+        copy.append(seconds(lambda state=state, out=out: np.copyto(out, state), calls))
     rhs_diff = max_diff(our_tendency(sim, u0), burgers_rhs(u0, *constants))
     member_steps = members * snapshots * every
     ours_ms, theirs_ms = 1e3 * min(ours) / member_steps, 1e3 * min(theirs) / member_steps

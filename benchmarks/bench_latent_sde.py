@@ -70,13 +70,16 @@ def main():
                "solver_s_per_interval": solved, "emulator_s_horizon": intervals * emulated,
                "solver_s_horizon": intervals * solved, "speedup": solved / emulated,
                "speedup_per_snapshot": solved / stepped}
-    print(f"{args.problem}, {args.members} members, t in [0, {HORIZON:g}] ({intervals} output intervals of {interval:g}):")
+    print(f"{args.problem}, {args.members} members, t in [0, {HORIZON:g}] "
+          f"({intervals} output intervals of {interval:g}):")
     print(f"  emulator ({args.emulator}, one call per output time): {1e3 * emulated:.2f} ms per interval, "
           f"{intervals * emulated:.2f} s")
     print(f"  emulator, one call per data snapshot ({snapshots} per interval): {1e3 * stepped:.2f} ms per interval")
-    print(f"  FD solver ({solver.case.data['time']['scheme']}, {steps} steps per interval): {1e3 * solved:.1f} ms per interval, "
+    print(f"  FD solver ({solver.case.data['time']['scheme']}, {steps} steps per interval): "
+          f"{1e3 * solved:.1f} ms per interval, "
           f"{intervals * solved:.1f} s")
-    print(f"  speed-up solver / emulator: {solved / emulated:.1f}x (one call per data snapshot: {solved / stepped:.1f}x)")
+    print(f"  speed-up solver / emulator: {solved / emulated:.1f}x "
+          f"(one call per data snapshot: {solved / stepped:.1f}x)")
     write_json(results, args.json)
 
 

@@ -92,7 +92,7 @@ def run(raw, out):
 def measure(rollouts, members, steps, repeats, device, check_every, tmp):
     """{rollout: {resident: {ms_per_step, transfers}}, "solver": ms/step}, minima over repeats."""
     best = {}
-    for repeat in range(repeats):
+    for _ in range(repeats):
         ms, _ = run(solver_case(members, steps, check_every), os.path.join(tmp, "solver"))
         best["solver"] = min(best.get("solver", ms), ms)
         for name, plugins in rollouts.items():

@@ -104,7 +104,7 @@ def plot(path, y, k, ours_u, pyqg_u, ours_s, pyqg_s):
         ax.set(xlabel=f"zonal-mean u, layer {j + 1} (m/s)", ylabel="y (km)", title=f"jets, layer {j + 1}")
         ax.legend()
     ax = axes[2]
-    for (mean, err), label in ((ours_s, "hybridsolver"), (pyqg_s, "pyqg 0.7.2")):
+    for (mean, _), label in ((ours_s, "hybridsolver"), (pyqg_s, "pyqg 0.7.2")):
         for j, style in ((0, "-"), (1, "--")):
             ax.loglog(k[1:], mean[j, 1:], style, label=f"{label}, layer {j + 1}")
     ax.set(xlabel="k (rad/m)", ylabel="KE per shell (m^2/s^2)", title="time-mean KE spectra")

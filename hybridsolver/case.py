@@ -470,9 +470,9 @@ def read_toml(path):
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise CaseError(f"{path}: not valid TOML ({exc})")
+        raise CaseError(f"{path}: not valid TOML ({exc})") from None
     except UnicodeDecodeError:
-        raise CaseError(f"{path}: not valid TOML (not UTF-8 text)")
+        raise CaseError(f"{path}: not valid TOML (not UTF-8 text)") from None
 
 
 def load_case(source, overrides=None):

@@ -191,7 +191,8 @@ def merge_checkpoints(paths, dst):
     ``paths`` (member order; :meth:`hybridsolver.Simulation.save_checkpoint`), atomically:
     arrays whose trailing axes are one member's state (``state`` (M, ...), ``held/*``,
     ``stepper/history`` (3, M, ...)) are joined along the axis before those, plugin state
-    (``plugin/NAME/state/*``, (M, ...)) and ``resident/chain`` along their first, per-member vectors (``quarantined``, ``member_status`` (M,)) along theirs, and scalars (``step``,
+    (``plugin/NAME/state/*``, (M, ...)) and ``resident/chain`` along their first, per-member
+    vectors (``quarantined``, ``member_status`` (M,)) along theirs, and scalars (``step``,
     ``stepper/history_length``) must agree (ValueError otherwise)."""
     checkpoints = []
     for path in paths:
@@ -268,7 +269,8 @@ def merge_summaries(summaries, chunks, case, run_dir, wall_seconds):
     parts merged; the cluster's start-up left out), ``ms_per_step`` that wall time per step
     (``ms_per_member_step`` per member-step), ``plugins`` summed over chunks
     (:func:`_sum_plugins`), ``transfers`` summed over chunks (bytes, host round trips,
-    resident segments and the steps each chunk took in them); other keys keep the chunks' common value, or the list of their
+    resident segments and the steps each chunk took in them); other keys keep the chunks'
+    common value, or the list of their
     values where they differ.  ``chunks`` holds each chunk's members (first, last), worker,
     task seconds and :data:`CHUNK_KEYS`."""
     merged = {key: _common([s[key] for s in summaries]) for key in summaries[0] if key not in TASK_KEYS}

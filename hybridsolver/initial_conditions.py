@@ -125,7 +125,7 @@ def from_file(grid, members, path, variable, shape, key="initial_condition.path"
     except CaseError:
         raise
     except Exception as exc:  # unreadable or wrong format
-        raise CaseError(f"{key}: cannot read '{path}' as .npy or netCDF ({exc.__class__.__name__})")
+        raise CaseError(f"{key}: cannot read '{path}' as .npy or netCDF ({exc.__class__.__name__})") from None
     data = np.asarray(data, dtype=np.float64)
     shape = tuple(shape)
     if data.shape == shape:

@@ -142,7 +142,7 @@ def rewrite_records(sources, dst, last_step=None):
             out.setncatts(first.__dict__)
             for name, dim in first.dimensions.items():
                 out.createDimension(name, None if dim.isunlimited() else members if name == "member" else len(dim))
-            for name, var in first.variables.items():
+            for name in first.variables:
                 _copy_variable(out, name, [src[name] for src in srcs], kept, members)
     finally:
         for src in srcs:

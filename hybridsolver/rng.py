@@ -43,7 +43,8 @@ def _positioned(seed, member, name, step):
     if shared is None:
         shared = _LOCAL.generator = np.random.Generator(np.random.Philox())
     shared.bit_generator.state = {
-        "bit_generator": "Philox", "state": {"counter": _counter(step), "key": stream_key(int(seed), int(member), name)},
+        "bit_generator": "Philox",
+        "state": {"counter": _counter(step), "key": stream_key(int(seed), int(member), name)},
         "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
     return shared
 

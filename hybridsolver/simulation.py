@@ -18,13 +18,12 @@ import numpy as np
 from tqdm import tqdm
 
 from . import fft, rng, rundir
-from .checkpoint import checkpoint_arrays, load_checkpoint, save_checkpoint
 from .case import CaseError, load_case, resolve_path
+from .checkpoint import checkpoint_arrays, load_checkpoint, save_checkpoint
 from .equations import make_equation
-from .hooks import (CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only,
-                    timed_call)
-from .initial_conditions import make_initial
 from .equations.obstacle import wake_statistics
+from .hooks import CALLSITES, HookStats, check_replace_overlap, check_returned, member_rows, read_only, timed_call
+from .initial_conditions import make_initial
 from .output import RunWriter, WriteError, read_diagnostic, read_series
 from .plugin import plugin_hooks
 from .plugin.resident import ResidentRollout

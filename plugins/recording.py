@@ -112,7 +112,8 @@ def batch_arguments(parser, out, trajectories, test, batch, case):
     --out, --trajectories, --test (the last ones), --batch, --case, --checkpoint-every
     (steps) and --quiet."""
     parser.add_argument("--out", default=out, help=f"dataset folder (default {out})")
-    parser.add_argument("--trajectories", type=int, default=trajectories, help=f"trajectories in all (default {trajectories})")
+    parser.add_argument("--trajectories", type=int, default=trajectories,
+                        help=f"trajectories in all (default {trajectories})")
     parser.add_argument("--test", type=int, default=test, help=f"of which test trajectories (default {test}, the last)")
     parser.add_argument("--batch", type=int, default=batch, help=f"trajectories per DNS ensemble (default {batch})")
     parser.add_argument("--case", default=case, help=f"DNS case file (default {case})")

@@ -13,11 +13,11 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
+from run_files import assert_same_run_files, read_netcdf
 
 from hybridsolver import CaseError, Simulation, load_case
 from hybridsolver.cli import main
 from hybridsolver_plugins.classic.registry import backscatter
-from run_files import assert_same_run_files, read_netcdf
 
 
 @pytest.fixture

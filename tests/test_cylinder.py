@@ -117,7 +117,8 @@ def test_plugins_read_the_velocity_with_the_inflow(tmp_path):
     physical = {"space": "physical"}
     path = str(tmp_path / "anomaly.pt")
     export(InflowAnomaly(), manifest("smagorinsky") | {
-        "name": "anomaly", "grid": {"shape": [64, 128], "length": [8.0, 16.0]}, "inputs": [physical | {"field": "u"}, physical | {"field": "v"}],
+        "name": "anomaly", "grid": {"shape": [64, 128], "length": [8.0, 16.0]},
+        "inputs": [physical | {"field": "u"}, physical | {"field": "v"}],
         "outputs": [physical | {"field": "vorticity"}]}, path)
     sim = Simulation.from_case(channel() | {"plugins": [{"path": path}]})
     sim.advance(10)

@@ -78,7 +78,8 @@ def test_other_arguments_for_an_existing_folder_are_refused(tmp_path, capsys):
     (["--batch", "0"], "--batch"),
 ])
 def test_bad_input_exits_2_naming_the_key(tmp_path, capsys, args, key):
-    small = [f"--set={k}={v}" for k, v in SMALL.items() if k != "output.fields_every" or "fields_every" not in str(args)]
+    small = [f"--set={k}={v}" for k, v in SMALL.items()
+             if k != "output.fields_every" or "fields_every" not in str(args)]
     code = main(["generate", CASE, "--out", str(tmp_path / "x"), "--quiet", *small, *args])
     assert code == 2
     assert key in capsys.readouterr().err

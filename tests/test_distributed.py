@@ -1,7 +1,6 @@
 """Runs on a Dask cluster (hybridsolver.distributed): member chunks run as tasks give the
 in-process run's run directory, member for member bit-identical (issue #7, acceptance 3)."""
 import json
-import math
 import os
 from typing import Dict, List
 
@@ -21,7 +20,6 @@ from hybridsolver.distributed import ChunkError, local_cluster, member_chunks, r
 from hybridsolver.plugin import export
 from hybridsolver_plugins.classic.export import manifest
 from hybridsolver_plugins.classic.registry import backscatter
-
 
 # threads per worker = this process's: torch's real FFTs (the plugin's) depend on the count
 THREADS = numba.config.NUMBA_NUM_THREADS

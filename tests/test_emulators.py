@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 import tomli_w
+from run_files import assert_same_run_files, read_netcdf
 
 from hybridsolver import Simulation
 from hybridsolver.case import read_toml
 from hybridsolver.cli import main
 from hybridsolver_plugins.classic.registry import backscatter, smagorinsky
 from hybridsolver_plugins.reference.registry import band_refiner, linear_decay, stochastic_relaxation
-from run_files import assert_same_run_files, read_netcdf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINEAR_CASE = os.path.join(ROOT, "cases", "linear_decay64.toml")

@@ -256,10 +256,9 @@ def test_the_emulator_steps_euler_maruyama_from_the_encoder_and_returns_mu_y():
 
 def _kdv_emulator_case(tmp_path, members, max_batch=None, first_member=0, steps=6):
     """A 64-point KdV case whose members the tiny model's exported emulator steps."""
+    from hybridsolver.plugin import export
     from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
     from hybridsolver_plugins.latent_sde.export import manifest
-
-    from hybridsolver.plugin import export
 
     path = str(tmp_path / "emulator.pt")
     if not os.path.exists(path):
@@ -386,12 +385,11 @@ def test_a_window_emulator_runs_on_the_observed_host_from_its_start_file(tmp_pat
     place) exports for the ``observed`` host on the dataset's window; the host starts it
     from export's netCDF start file at the test split's time and steps every member,
     member 2 with the same bits alone as in an ensemble of 3."""
+    from hybridsolver import Simulation
+    from hybridsolver.plugin import export
     from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
     from hybridsolver_plugins.latent_sde.export import manifest, write_start
     from hybridsolver_plugins.latent_sde.model import Config, LatentSDE
-
-    from hybridsolver import Simulation
-    from hybridsolver.plugin import export
 
     torch.manual_seed(5)
     config = Config(grid=(16, 32), channels=2, stride=4, kernel=9, n_eta=2, micro_widths=(2, 4), micro_kernel=3,
@@ -442,10 +440,9 @@ def test_the_windowed_coarse_baseline_is_the_data_s_own_run_at_coarsening_1(tmp_
     """The cylinder's coarse baseline reruns the data's case on a coarser grid and samples
     its window: without coarsening (and the data's dt, half the snapshot interval) it is
     the data's own trajectory, to round-off; coarsened 2x it differs."""
+    from hybridsolver.datasets import generate
     from hybridsolver_plugins.latent_sde import evaluate
     from hybridsolver_plugins.latent_sde.train import data_case, load_observations
-
-    from hybridsolver.datasets import generate
 
     case = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "cylinder_re160.toml")
     wake = {"grid.shape": [32, 288], "time.dt": 0.003, "time.t_end": 0.06, "output.fields_every": 2,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from interruptions import interrupt_advance
 
 from hybridsolver import Simulation, fft
 from hybridsolver.grid import Grid, coarsen
@@ -13,7 +14,6 @@ from hybridsolver_plugins.lcdm import evaluate, generate, registry, train
 from hybridsolver_plugins.lcdm.data import load_pairs
 from hybridsolver_plugins.lcdm.export import manifest as lcdm_manifest
 from hybridsolver_plugins.lcdm.models import LatentCDM
-from interruptions import interrupt_advance
 
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
 DNS64 = os.path.join(ROOT, "cases", "kolmogorov_unit_torus64.toml")

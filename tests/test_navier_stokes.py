@@ -148,7 +148,6 @@ def test_stochastic_increment_has_the_documented_covariance(case):
     case["equation"]["stochastic_forcing"] = {"amplitude": beta, "alpha": alpha}
     case["time"]["dt"] = dt
     sim = Simulation.from_case(case)
-    g = sim.grid
     sim.state[...] = 0
     sim.equation.add_noise(sim.state, 0, dt)
     dw = sim.fields()["vorticity"]

@@ -9,12 +9,12 @@ import netCDF4
 import numpy as np
 import pytest
 import tomli_w
+from signal_hook import SignalAt
 
 from hybridsolver import CaseError, Simulation
 from hybridsolver.cli import main
 from hybridsolver.hooks import Hook
 from hybridsolver_plugins.classic.registry import backscatter
-from signal_hook import SignalAt
 
 
 class PoisonMember(Hook):

@@ -16,11 +16,11 @@ import netCDF4
 import numpy as np
 import pytest
 import tomli_w
+from run_files import assert_same_run_files, read_netcdf
 
 from hybridsolver import Simulation, output
 from hybridsolver.cli import WRITE_FAILED, main
 from hybridsolver.hooks import Hook
-from run_files import assert_same_run_files, read_netcdf
 
 
 def _case(case, tmp_path, **output_keys):
@@ -210,7 +210,7 @@ def _incomplete_last_record(path):
     """Append a record whose data is written but whose step is not (a kill mid-append)."""
     with netCDF4.Dataset(path, "a") as ds:
         n = len(ds.dimensions["time"])
-        for name, var in ds.variables.items():
+        for var in ds.variables.values():
             if var.dimensions[:2] == ("member", "time"):
                 var[:, n] = np.ones(var.shape[:1] + var.shape[2:])
 

@@ -27,8 +27,8 @@ def test_the_linear_schedule_scales_ho_s_range_to_its_levels():
         schedule = NoiseSchedule.linear(levels)
         scale = 1000 / levels
         assert math.isclose(schedule.beta[1], 1e-4 * scale) and math.isclose(schedule.beta[-1], 0.02 * scale)
-        assert torch.allclose(schedule.beta[2:] - schedule.beta[1:-1], torch.full((levels - 1,), 0.0199 * scale / (levels - 1),
-                                                                              dtype=torch.float64))
+        step = torch.full((levels - 1,), 0.0199 * scale / (levels - 1), dtype=torch.float64)
+        assert torch.allclose(schedule.beta[2:] - schedule.beta[1:-1], step)
     # the scaling keeps the end of the forward process as noisy: alpha_bar_S ~ exp(-sum beta)
     ends = [float(NoiseSchedule.linear(n).alpha_bar[-1]) for n in (200, 1000)]
     assert ends[1] < 1e-4 and ends[0] < 1e-4
@@ -134,10 +134,9 @@ def _read(folder):
 
 
 def test_the_records_are_the_truncated_dns_of_each_member_alone(tmp_path):
-    from hybridsolver_plugins.sns import generate
-
     from hybridsolver import Simulation
     from hybridsolver.grid import coarsen
+    from hybridsolver_plugins.sns import generate
 
     paths = generate.generate(str(tmp_path), **SMALL)
     assert [os.path.basename(p) for p in paths] == ["batch_000-001.nc", "batch_002-002.nc"]
@@ -160,9 +159,11 @@ def test_the_records_are_the_truncated_dns_of_each_member_alone(tmp_path):
     assert np.array_equal(train, records["batch_000-001.nc"])
 
 
-def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_are_refused(tmp_path, monkeypatch, capsys):
-    from hybridsolver_plugins.sns import generate
+def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_are_refused(tmp_path, monkeypatch,
+                                                                                          capsys):
     from interruptions import interrupt_advance
+
+    from hybridsolver_plugins.sns import generate
 
     generate.generate(str(tmp_path / "whole"), **SMALL)
     restore = interrupt_advance(monkeypatch, 4)

@@ -7,6 +7,7 @@ from .navier_stokes2d import NavierStokes2D
 from .observed import Observed
 from .qg2layer import QG2Layer
 
+
 def make_equation(data, members, seed):
     """The equation object of a validated case ``data`` (its ``grid`` attribute is the
     case's grid) for the ensemble ``members`` and ``ensemble.seed``."""

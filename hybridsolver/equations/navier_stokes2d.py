@@ -47,8 +47,8 @@ import numpy as np
 from numba import prange
 
 from .. import fft, rng
-from ..fft import float_view
 from ..diagnostics import shell_sum, spectral_mean_square
+from ..fft import float_view
 from .obstacle import Penalization
 
 # Kernels take complex spectra as fft.float_view (M, ny, 2 (nx//2+1)).

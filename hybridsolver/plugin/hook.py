@@ -260,7 +260,7 @@ class ArtifactHook(Hook):
         PluginError naming ``where`` when one is missing or of another shape)."""
         import torch
 
-        for (name, shape, dtype), held in zip(self.state_specs, self.member_state):
+        for (name, _, dtype), held in zip(self.state_specs, self.member_state):
             key = f"state/{name}"
             if key not in arrays or tuple(arrays[key].shape) != tuple(held.shape):
                 got = tuple(arrays[key].shape) if key in arrays else "nothing"

@@ -7,9 +7,11 @@ required unless marked optional):
     (tendency | replace | post_step | observe); grid {shape, length} (lists of one
     length, or both ``"any"`` for a resolution-agnostic module); inputs, outputs (lists of
     {field, space (physical | spectral), at (current | previous, optional), derivative
-    (optional, physical space), form (optional, outputs)}: see :mod:`.operators`); dtype (float64 | float32); devices (list of cpu | cuda);
+    (optional, physical space), form (optional, outputs)}: see :mod:`.operators`); dtype
+    (float64 | float32); devices (list of cpu | cuda);
     every (int >= 1); stochastic (bool, true iff noise is not empty); noise (list of
-    {name, shape}, ``shape`` of ints >= 1, sampler keys or the grid sizes ``ny``, ``nx``); sampler {key: number}; provenance (object); sha256 (str);
+    {name, shape}, ``shape`` of ints >= 1, sampler keys or the grid sizes ``ny``, ``nx``);
+    sampler {key: number}; provenance (object); sha256 (str);
     optional: description (str), equation_parameters {[equation] key: number}, state
     (list of {name, shape, dtype}: what a stateful module carries per member between
     calls, ``shape`` of ints >= 1 or sampler keys, ``dtype`` float32 | float64).

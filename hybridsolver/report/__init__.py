@@ -31,16 +31,52 @@ re-exports their public names and holds :func:`report`, which chains them.
 import math
 import os
 
-from . import figures as _figures
 from ..case import CaseError
-from .figures import (BAND, FIGURES, MAX_SNAPSHOTS, autocorrelation_figure, distance_figure, growth_figure,
-                      mean_std_figure, rank_histogram_figure, snapshot_figure, spectra_figure, spread_skill_figure,
-                      survival_figure, temporal_figure)
+from . import figures as _figures
+from .figures import (
+    BAND,
+    FIGURES,
+    MAX_SNAPSHOTS,
+    autocorrelation_figure,
+    distance_figure,
+    growth_figure,
+    mean_std_figure,
+    rank_histogram_figure,
+    snapshot_figure,
+    spectra_figure,
+    spread_skill_figure,
+    survival_figure,
+    temporal_figure,
+)
 from .index import score_rows, stability_rows, write_index
-from .load import (NOT_FIELDS, TIME_RTOL, Diagnostics, Fields, Reference, check_grid, common_times, load_reference,
-                   load_run, open_diagnostics, open_fields, read_summary, reference_source)
-from .scoring import (ROUND_OFF, SPECTRUM_FLOOR, band_scores, energy_autocorrelation, field_scores, no_spread, scores,
-                      spectral_scores, spread, temporal_scores, write_scores)
+from .load import (
+    NOT_FIELDS,
+    TIME_RTOL,
+    Diagnostics,
+    Fields,
+    Reference,
+    check_grid,
+    common_times,
+    load_reference,
+    load_run,
+    open_diagnostics,
+    open_fields,
+    read_summary,
+    reference_source,
+)
+from .scoring import (
+    ROUND_OFF,
+    SPECTRUM_FLOOR,
+    band_scores,
+    energy_autocorrelation,
+    field_scores,
+    no_spread,
+    scores,
+    spectral_scores,
+    spread,
+    temporal_scores,
+    write_scores,
+)
 
 SIGMAS = 5.0  # default half-width of the exit band, in reference standard deviations (--sigmas)
 DIAGNOSTIC = "energy"  # default diagnostic whose band the exit steps are measured against

@@ -64,7 +64,8 @@ def manifest(problem, record, case, metrics, log, fields):
         "description": (f"multiscale latent-SDE emulator (Ilersich & Nair) of {problem}, n_eta = {n_eta}: "
                         "each member one sample path of the latent SDE (Euler-Maruyama), the field its "
                         "product-of-experts mean mu_y"),
-        "equation": equation, "grid": grid, "inputs": io, "outputs": io, "dtype": "float64", "devices": ["cpu", "cuda"], "every": 1,
+        "equation": equation, "grid": grid, "inputs": io, "outputs": io, "dtype": "float64",
+        "devices": ["cpu", "cuda"], "every": 1,
         "stochastic": True,
         "noise": [{"name": "initial", "shape": [n_z]}, {"name": "increments", "shape": ["substeps", n_z]}],
         "sampler": {"substeps": SUBSTEPS},

@@ -13,7 +13,8 @@ from ``--seed`` and the stage, and maximises the segment's ELBO
 each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
 the first 5000 steps of a stage, and the gradient's norm clipped at ``CLIP_NORM`` (100; the
 norms run at 5-80, a rare segment's spike of the residual, 1e4 times its usual size,
-otherwise drove the implicit-scale model into the collapsed state zeta = 0).  A stage's new parameters (the wider latent's rows,
+otherwise drove the implicit-scale model into the collapsed state zeta = 0).  A stage's new
+parameters (the wider latent's rows,
 the new networks) get Xavier-normal weights and zero biases, drawn from torch's generator
 seeded from ``--seed`` and the stage; the rest start from the previous stage.
 
@@ -122,7 +123,8 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
     os.makedirs(out, exist_ok=True)
     checkpoint_path = os.path.join(out, "checkpoint.pt")
     later_steps = steps if later_steps is None else later_steps
-    args = [problem, os.path.abspath(data), max_eta, steps, segment, seed] + ([later_steps] if later_steps != steps else [])
+    args = [problem, os.path.abspath(data), max_eta, steps, segment, seed]
+    args += [later_steps] if later_steps != steps else []
     state = torch.load(checkpoint_path, weights_only=False) if os.path.exists(checkpoint_path) else None
     if state is not None and state["args"] != args:
         raise CaseError(f"{checkpoint_path}: made with other arguments {state['args']}; use another --out")
@@ -143,7 +145,8 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
             grow(model, torch.load(os.path.join(out, f"eta{n_eta - 1}.pt"), weights_only=False)["state"])
         started = time.monotonic()
         stage_steps = steps if n_eta == 0 else later_steps
-        with tqdm(total=stage_steps, initial=step, disable=not progress, desc=f"n_eta={n_eta}", dynamic_ncols=True) as bar:
+        with tqdm(total=stage_steps, initial=step, disable=not progress, desc=f"n_eta={n_eta}",
+                  dynamic_ncols=True) as bar:
             while step < stage_steps:
                 k = int(torch.randint(y.shape[0], (1,), generator=generator))
                 lo = int(torch.randint(y.shape[1] - segment + 1, (1,), generator=generator))

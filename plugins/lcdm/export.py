@@ -29,9 +29,9 @@ from hybridsolver.case import CaseError
 from hybridsolver.plugin import export
 
 from .data import read_meta, write_truth
-from .registry import ARTIFACTS
 from .evaluate import offline
 from .models import SAMPLER
+from .registry import ARTIFACTS
 from .train import load_model
 
 DESCRIPTIONS = {

@@ -24,7 +24,6 @@ from torch import nn
 
 from .nets import Decoder, Encoder, ScoreFNO
 
-
 TAU_MIN = 1e-3  # smallest diffusion time, in training and sampling
 SAMPLER = {"steps": 10, "samples": 1, "tau_max": 0.1, "tau_min": TAU_MIN, "rho": 7.0}  # closed-loop defaults
 

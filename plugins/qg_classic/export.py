@@ -25,7 +25,8 @@ CONSTANTS = {"smagorinsky": {"constant": 0.1},
 # the layer configurations of cases/qg_eddy.toml and cases/qg_jet.toml (tests check they agree)
 CONFIGS = {"eddy": {"H1": 500.0, "delta": 0.25}, "jet": {"H1": 500.0, "delta": 0.1}}
 DESCRIPTIONS = {
-    "smagorinsky": "pyqg Smagorinsky (velocity): nu = (C dx)^2 sqrt(2 S_ij S_ij), forcing 2 div(nu S), as a PV tendency",
+    "smagorinsky": "pyqg Smagorinsky (velocity): nu = (C dx)^2 sqrt(2 S_ij S_ij), forcing 2 div(nu S), "
+                   "as a PV tendency",
     "zanna_bolton2020": "pyqg ZannaBolton2020 (velocity): Zanna & Bolton 2020 Eq. 6, as a PV tendency",
     "backscatter_biharmonic": "pyqg BackscatterBiharmonic (PV): biharmonic Smagorinsky dissipation plus "
                               "energy-consistent backscatter (Jansen & Held 2014)",
