@@ -179,7 +179,7 @@ def checkpoint_step(run_dir):
     (truncated, corrupt, or without its arrays)."""
     path = os.path.join(run_dir, CHECKPOINT)
     try:
-        with np.load(path) as ck:
+        with open(path, "rb") as f, np.load(f) as ck:  # the file closes even when np.load fails
             for name in ck.files:
                 ck[name]  # reads and checks every member's CRC
             return int(ck["step"])

@@ -89,7 +89,10 @@ def write_index(path, run_dir, made, left_out, data, summary):
     """Write ``index.html``: the run's summary and mean scores, every figure (linked and
     shown), the figures left out and why, and the case file."""
     case_path = os.path.join(run_dir, "case.toml")
-    case_text = open(case_path).read() if os.path.isfile(case_path) else "(no case.toml)"
+    case_text = "(no case.toml)"
+    if os.path.isfile(case_path):
+        with open(case_path) as f:
+            case_text = f.read()
     reference = data.attrs["reference"]
     t = data["time"].values
     scores = [(n, data[n].attrs["units"], _number(last), _number(mean)) for n, last, mean in score_rows(data)]
