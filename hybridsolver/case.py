@@ -403,23 +403,21 @@ def _parse_value(text):
         return text
 
 
-# keys of one table that are alternatives: an override of one drops the other (unless
-# the same overrides set both, which validation then refuses)
-ALTERNATIVES = {"t_end": "steps", "steps": "t_end", "every": "interval", "interval": "every", "dir": "path",
-                "path": "dir", "bounds": "reference_sigmas", "reference_sigmas": "bounds"}
-ALTERNATIVE_TABLES = {"t_end": "time", "steps": "time", "dir": "reference", "path": "reference",
-                      "bounds": "monitor", "reference_sigmas": "monitor"}  # every/interval: plugins.N
+# pairs of keys of one table that are alternatives (table, key, key; "plugins.N" for every
+# [[plugins]] entry): an override of one drops the other, unless the same overrides set
+# both (which validation then refuses)
+ALTERNATIVES = (("time", "t_end", "steps"), ("plugins.N", "every", "interval"), ("reference", "dir", "path"),
+                ("monitor", "bounds", "reference_sigmas"))
 
 
 def _drops_alternative(parts, overrides):
     """The alternative key an override of ``parts`` (a dotted key, split) replaces, or None."""
-    key, table = parts[-1], parts[:-1]
-    other = ALTERNATIVES.get(key)
-    if other is None or ".".join(table + [other]) in overrides:
-        return None
-    if key in ALTERNATIVE_TABLES:
-        return other if table == [ALTERNATIVE_TABLES[key]] else None
-    return other if len(table) == 2 and table[0] == "plugins" else None
+    table = "plugins.N" if len(parts) == 3 and parts[0] == "plugins" else ".".join(parts[:-1])
+    for pair_table, *pair in ALTERNATIVES:
+        if pair_table == table and parts[-1] in pair:
+            other = pair[1 - pair.index(parts[-1])]
+            return None if ".".join(parts[:-1] + [other]) in overrides else other
+    return None
 
 
 def apply_overrides(raw, overrides):

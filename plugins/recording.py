@@ -9,13 +9,14 @@ every``, ... up to ``end``, saves a checkpoint (state, step and the records so f
 written atomically and the checkpoint removed.  A batch whose checkpoint exists continues
 from it, so an interrupted generation resumes bit-identically.  :func:`run_batches` runs
 a generator's batches under one progress bar; :func:`batch_arguments` adds the options
-every generator has.  On the reading side, :func:`read_meta` and :func:`load_batches` give
-a dataset folder's arguments and the batch files of a range of trajectories.  Used by
-``lcdm`` and ``sns``.
+every generator has and :func:`print_paths` ends its command.  On the reading side,
+:func:`read_meta` and :func:`load_batches` give a dataset folder's arguments and the batch
+files of a range of trajectories.  Used by ``lcdm`` and ``sns``.
 """
 import glob
 import json
 import os
+import sys
 
 import numpy as np
 import xarray as xr
@@ -119,6 +120,18 @@ def batch_arguments(parser, out, trajectories, test, batch, case):
     parser.add_argument("--case", default=case, help=f"DNS case file (default {case})")
     parser.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def print_paths(make):
+    """A generator command's ending: print the paths ``make()`` returns and give exit code
+    0, or print its CaseError as ``error: ...`` on stderr and give 2."""
+    try:
+        paths = make()
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(paths))
+    return 0
 
 
 def read_meta(folder, generator):

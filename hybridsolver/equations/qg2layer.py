@@ -179,22 +179,6 @@ def _explicit(q, out, update, n1, n2, tendency, has_tendency, c0, c1, c2, filt, 
                       physical[0, c], physical[1, c], physical[2, c])
 
 
-@numba.njit(parallel=True, cache=True)
-def _streamfunction_velocity(q, a00, a01, a10, a11, ky, kx, psi, u, v):
-    """``psi_i = sum_j a_ij q_j`` and ``u = -i ky psi``, ``v = i kx psi`` of the (M, 2, ny, nh)
-    spectra ``q`` into ``psi``, ``u``, ``v``: one pass (``derived_spectra``)."""
-    members, _, ny, nh = q.shape
-    for n in numba.prange(members * ny):
-        m, i = n // ny, n % ny
-        for j in range(nh):
-            q1, q2 = q[m, 0, i, j], q[m, 1, i, j]
-            p1 = a00[i, j] * q1 + a01[i, j] * q2
-            p2 = a10[i, j] * q1 + a11[i, j] * q2
-            psi[m, 0, i, j], psi[m, 1, i, j] = p1, p2
-            u[m, 0, i, j], u[m, 1, i, j] = -1j * ky[i] * p1, -1j * ky[i] * p2
-            v[m, 0, i, j], v[m, 1, i, j] = 1j * kx[j] * p1, 1j * kx[j] * p2
-
-
 def interleave(coefficients):
     """(..., n) real per-wavenumber coefficients -> (..., 2 n), each value twice: the
     layout of a complex array's float view."""
@@ -330,9 +314,10 @@ class QG2Layer:
         wanted = [n for n in names if n in self.derived_fields]
         if not wanted:
             return {}
-        spectra = {n: np.empty(q.shape, np.complex128) for n in ("psi", "u", "v")}
-        _streamfunction_velocity(q, *self.inversion, self.grid.ky, self.grid.kx, spectra["psi"], spectra["u"],
-                                 spectra["v"])
+        psi = self.streamfunction(q)
+        spectra = {"psi": psi}
+        if "u" in wanted or "v" in wanted:
+            spectra["u"], spectra["v"] = self._velocity_spectra(psi)
         return {n: spectra[n] for n in wanted}
 
     def spectral_operator(self, name):

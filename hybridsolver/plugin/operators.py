@@ -121,7 +121,7 @@ class PhysicalTransforms:
         grid = equation.grid
         self.nx, self.size = grid.shape[-1], grid.size
         self.transforms = equation.transforms
-        self.layers = layers
+        self.layers = {e["field"]: layers(e["field"]) for e in outputs}  # output channels per field
         ky = kx = None
         if any("derivative" in e for e in inputs) or any(is_operator_output(e) for e in outputs):
             ky, kx = equation.derivative_wavenumbers()
@@ -190,11 +190,11 @@ class PhysicalTransforms:
         real[...] = out
         hat = self._buffer("out_hat", out.shape[:2] + self.transforms.spectral_shape, np.complex128)
         self._bound(True, real, hat)()
-        spectra = {f: np.zeros((out.shape[0], self.layers(f)) + hat.shape[2:], np.complex128)
+        spectra = {f: np.zeros((out.shape[0], self.layers[f]) + hat.shape[2:], np.complex128)
                    for f in self.output_fields}
         c = 0
         for field, form, operator in self.outputs:
-            n, target = self.layers(field), spectra[field]
+            n, target = self.layers[field], spectra[field]
             if form == "stress":
                 _add_stress_curl(hat[:, c:c + n], hat[:, c + n:c + 2 * n], hat[:, c + 2 * n:c + 3 * n], self.ikx,
                                  self.iky, self.last, target)
@@ -205,7 +205,7 @@ class PhysicalTransforms:
             else:
                 _add_derivative(hat[:, c:c + n], operator, target)
                 c += n
-        return {f: s if self.layers(f) > 1 else s[:, 0] for f, s in spectra.items()}
+        return {f: s if self.layers[f] > 1 else s[:, 0] for f, s in spectra.items()}
 
 
 def check_operators(manifest, equation, where):

@@ -31,7 +31,7 @@ from hybridsolver.case import CaseError, load_case
 from hybridsolver.grid import coarsen
 from hybridsolver.output import check_meta
 
-from ..recording import RecordedBatch, batch_arguments, batch_path, run_batches
+from ..recording import RecordedBatch, batch_arguments, batch_path, print_paths, run_batches
 
 DNS_CASE = "cases/kolmogorov_unit_torus.toml"
 RECORD_START = 20.0
@@ -124,14 +124,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     batch_arguments(parser, "data/lcdm", 100, 10, 10, DNS_CASE)
     args = parser.parse_args(argv)
-    try:
-        paths = generate(args.out, args.trajectories, args.test, args.batch, args.case, args.checkpoint_every,
-                         progress=not args.quiet)
-    except CaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(paths))
-    return 0
+    return print_paths(lambda: generate(args.out, args.trajectories, args.test, args.batch, args.case,
+                                        args.checkpoint_every, progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from hybridsolver.case import CaseError, load_case
 from hybridsolver.grid import coarsen
 from hybridsolver.output import check_meta
 
-from ..recording import RecordedBatch, batch_arguments, batch_path, run_batches
+from ..recording import RecordedBatch, batch_arguments, batch_path, print_paths, run_batches
 
 DNS_CASE = "cases/kolmogorov_2pi.toml"
 VISCOSITY = 1e-4
@@ -104,14 +104,8 @@ def main(argv=None):
     parser.add_argument("--dns", type=int, default=256, help="DNS points per side (default 256; the paper's 512)")
     parser.add_argument("--snapshots", type=int, default=5000, help="snapshots per trajectory (default 5000)")
     args = parser.parse_args(argv)
-    try:
-        paths = generate(args.out, args.dns, args.trajectories, args.test, args.snapshots, args.batch, args.case,
-                         args.checkpoint_every, progress=not args.quiet)
-    except CaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(paths))
-    return 0
+    return print_paths(lambda: generate(args.out, args.dns, args.trajectories, args.test, args.snapshots,
+                                        args.batch, args.case, args.checkpoint_every, progress=not args.quiet))
 
 
 if __name__ == "__main__":
