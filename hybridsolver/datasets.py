@@ -46,10 +46,10 @@ import netCDF4
 import numpy as np
 from tqdm import tqdm
 
-from . import rng
+from . import cf, rng
 from .case import CaseError, load_case
 from .grid import Grid
-from .output import check_meta, define_field_axes
+from .output import check_meta, define_field_axes, define_records
 from .sampling import Window
 
 SPLITS = ("train", "validation", "test")
@@ -126,19 +126,18 @@ def _create(path, sim, case, split, steps, dtype, meta, window):
     """An empty split file for ``len(steps)`` snapshots of ``sim``'s output variables
     (``case``: the resolved case it records; ``window``: the points, None for the grid's)."""
     with netCDF4.Dataset(path, "w") as ds:
-        ds.createDimension("member", None)
-        ds.createDimension("time", len(steps))
-        ds.createVariable("member", "i8", ("member",))
-        ds.createVariable("time", "f8", ("time",))[:] = sim.time_at(steps)
-        ds.createVariable("step", "i8", ("time",))[:] = steps
+        define_records(ds, sim, f"hybridsolver {sim.equation.name} dataset: {split} split", records=len(steps))
+        ds["time"][:] = sim.time_at(steps)
+        ds["step"][:] = steps
         for name, (dims, shape) in define_field_axes(ds, sim, window).items():
             dims, chunks = ("member", "time") + dims, (1, 1) + shape
-            ds.createVariable(name, DTYPES[dtype], dims, chunksizes=chunks).long_name = f"clean {name}"
+            attrs = cf.variable_attributes(sim.equation.name, name)
+            clean = ds.createVariable(name, DTYPES[dtype], dims, chunksizes=chunks)
+            clean.setncatts(attrs | {"long_name": f"{attrs['long_name']} (clean)"})
             noise = ds.createVariable(f"{name}_noise", DTYPES[dtype], dims, chunksizes=chunks)
-            noise.long_name = f"additive observation noise of {name} (observations: {name} + {name}_noise)"
-            noise.std = meta["observation_noise"]
+            noise.setncatts({"long_name": f"additive observation noise of {name} (observations: {name} + {name}_noise)",
+                             "units": attrs["units"], "std": meta["observation_noise"]})
         ds.split = split
-        ds.equation = sim.equation.name
         ds.case = case.to_toml()
         ds.meta = json.dumps(meta)
         ds.complete = 0

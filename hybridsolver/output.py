@@ -22,6 +22,7 @@ import tomllib
 import netCDF4
 import numpy as np
 
+from . import cf
 from .case import CaseError
 
 
@@ -103,19 +104,46 @@ def define_field_axes(ds, sim, window=None):
     and, for layered fields, ``layer``; returns {field: (dims, one member's shape)} for
     ``sim``'s output variables (``output.fields``), dims without the leading member and
     time axes."""
+    system = cf.units_system(sim.equation.name)
     axes = (window or sim.grid).coordinates()
     for axis, values in axes.items():
         ds.createDimension(axis, len(values))
-        ds.createVariable(axis, "f8", (axis,))[:] = values
+        var = ds.createVariable(axis, "f8", (axis,))
+        var[:] = values
+        var.setncatts(cf.axis_attributes(axis, system))
     out = {}
     for name in sim.output_names:
         shape = sim.field_shape(name)
         layered = len(shape) > len(axes)
         if layered and "layer" not in ds.dimensions:
             ds.createDimension("layer", shape[0])
-            ds.createVariable("layer", "i8", ("layer",))[:] = np.arange(1, shape[0] + 1)
+            var = ds.createVariable("layer", "i8", ("layer",))
+            var[:] = np.arange(1, shape[0] + 1)
+            var.setncatts(cf.axis_attributes("layer", system))
         out[name] = (("layer",) * layered + tuple(axes), shape[:layered] + tuple(len(v) for v in axes.values()))
     return out
+
+
+def define_records(ds, sim, title, members=None, records=None):
+    """Create in netCDF dataset ``ds`` the CF global attributes (:func:`hybridsolver.cf.global_attributes`
+    with ``title``) and ``equation``, the ``member`` axis of ``members`` entries and the
+    ``time`` axis of ``records`` entries (None: unlimited), and their coordinates ``member``,
+    ``time`` and ``step`` (along ``time``), with attributes and without values."""
+    system = cf.units_system(sim.equation.name)
+    ds.setncatts(cf.global_attributes(title, system) | {"equation": sim.equation.name})
+    ds.createDimension("member", members)
+    ds.createDimension("time", records)
+    for name, dtype, dims in (("member", "i8", ("member",)), ("time", "f8", ("time",)), ("step", "i8", ("time",))):
+        ds.createVariable(name, dtype, dims).setncatts(cf.coordinate_attributes(name, system))
+
+
+def define_variable(ds, sim, name, dtype, dims, **settings):
+    """Create variable ``name`` of ``sim``'s equation (a field or diagnostic) in ``ds`` with its
+    CF ``long_name`` and ``units`` (:func:`hybridsolver.cf.variable_attributes`); ``settings``
+    go to ``createVariable`` (e.g. ``chunksizes``).  Returns the variable."""
+    var = ds.createVariable(name, dtype, dims, **settings)
+    var.setncatts(cf.variable_attributes(sim.equation.name, name))
+    return var
 
 
 def rewrite_records(sources, dst, last_step=None):
@@ -281,23 +309,19 @@ class RunWriter:
         with writing(path, f"{path}.tmp"):
             rewrite_records([path], path, last_step=step)
 
-    def _coordinates(self, ds):
+    def _coordinates(self, ds, title):
         sim = self.sim
-        ds.createDimension("member", len(sim.members))
-        ds.createDimension("time", None)
-        ds.createVariable("member", "i8", ("member",))[:] = np.asarray(sim.members)
-        ds.createVariable("time", "f8", ("time",)).units = "model time units"
-        ds.createVariable("step", "i8", ("time",))
+        define_records(ds, sim, title, members=len(sim.members))
+        ds["member"][:] = np.asarray(sim.members)
         valid = ds.createVariable("valid", "i1", ("member", "time"), chunksizes=(len(sim.members), 64))
-        valid.description = "1 while the member runs, 0 once it is quarantined (its values are NaN)"
-        ds.equation = sim.equation.name
+        valid.setncatts(cf.coordinate_attributes("valid", cf.units_system(sim.equation.name)))
         ds.case = sim.case.to_toml()
 
     def _create_fields(self):
         with netCDF4.Dataset(self.fields_path, "w") as ds:
-            self._coordinates(ds)
+            self._coordinates(ds, f"hybridsolver {self.sim.equation.name} ensemble: fields")
             for name, (dims, shape) in define_field_axes(ds, self.sim).items():
-                ds.createVariable(name, "f8", ("member", "time") + dims, chunksizes=(1, 1) + shape)
+                define_variable(ds, self.sim, name, "f8", ("member", "time") + dims, chunksizes=(1, 1) + shape)
 
     def _create_diagnostics(self):
         sim = self.sim
@@ -305,15 +329,17 @@ class RunWriter:
         spectra = sim.equation.spectra(sim.state)
         M = len(sim.members)
         with netCDF4.Dataset(self.diagnostics_path, "w") as ds:
-            self._coordinates(ds)
+            self._coordinates(ds, f"hybridsolver {sim.equation.name} ensemble: diagnostics")
             if spectra:
                 _, k = sim.grid.shells()
                 ds.createDimension("k", len(k))
-                ds.createVariable("k", "f8", ("k",))[:] = k
+                var = ds.createVariable("k", "f8", ("k",))
+                var[:] = k
+                var.setncatts(cf.coordinate_attributes("k", cf.units_system(sim.equation.name)))
             for name in scalars:
-                ds.createVariable(name, "f8", ("member", "time"), chunksizes=(M, 64))
+                define_variable(ds, sim, name, "f8", ("member", "time"), chunksizes=(M, 64))
             for name in spectra:
-                ds.createVariable(name, "f8", ("member", "time", "k"), chunksizes=(M, 16, len(k)))
+                define_variable(ds, sim, name, "f8", ("member", "time", "k"), chunksizes=(M, 16, len(k)))
 
     def _append(self, path, records):
         """Append records ``[(step, time, {name: (M, ...) array})]`` along ``time``; the

@@ -39,16 +39,16 @@ import netCDF4
 import numpy as np
 from tqdm import tqdm
 
-from . import fft
-from .case import CaseError, parse_set_options
+from . import cf, fft
+from .case import CaseError
 from .grid import coarsen
-from .output import check_meta
+from .output import check_meta, define_records, define_variable
+from .overrides import parse_set_options
 from .simulation import Simulation
 from .steppers import AdamsBashforth3
 
 FILTERS = ("sharp", "gaussian")
 FIELDS = ("q", "u", "v", "S_q")
-UNITS = {"q": "1/s", "u": "m/s", "v": "m/s", "S_q": "1/s^2"}
 
 
 class Coarsener:
@@ -110,22 +110,20 @@ class Coarsener:
 
 def _create(path, fine, coarse_grid, meta):
     with netCDF4.Dataset(path, "w") as ds:
+        define_records(ds, fine, "hybridsolver qg2layer subgrid forcing dataset", members=len(fine.members))
+        ds["member"][:] = np.asarray(fine.members)
         ds.createDimension("filter", len(FILTERS))
-        ds.createDimension("member", len(fine.members))
-        ds.createDimension("time", None)
-        ds.createDimension("layer", 2)
-        ds.createDimension("y", coarse_grid.ny)
-        ds.createDimension("x", coarse_grid.nx)
         ds.createVariable("filter", str, ("filter",))[:] = np.array(FILTERS, dtype=object)
-        ds.createVariable("member", "i8", ("member",))[:] = np.asarray(fine.members)
-        ds.createVariable("time", "f8", ("time",)).units = "s"
-        ds.createVariable("step", "i8", ("time",))
-        ds.createVariable("y", "f8", ("y",))[:] = coarse_grid.y
-        ds.createVariable("x", "f8", ("x",))[:] = coarse_grid.x
+        ds["filter"].long_name = "coarse-graining filter"
+        for axis, values, size in (("layer", np.arange(1, 3), 2), ("y", coarse_grid.y, coarse_grid.ny),
+                                   ("x", coarse_grid.x, coarse_grid.nx)):
+            ds.createDimension(axis, size)
+            var = ds.createVariable(axis, "f8" if axis != "layer" else "i8", (axis,))
+            var[:] = values
+            var.setncatts(cf.axis_attributes(axis, "SI"))
         for name in FIELDS:
-            var = ds.createVariable(name, "f4", ("filter", "member", "time", "layer", "y", "x"))
-            var.units = UNITS[name]
-        ds["S_q"].long_name = "subgrid PV forcing bar(N_fine(q)) - N_coarse(bar(q))"
+            var = define_variable(ds, fine, name, "f4", ("filter", "member", "time", "layer", "y", "x"))
+            var.long_name = f"coarse-grained {var.long_name}" if name != "S_q" else var.long_name
         ds.fine_case = fine.case.to_toml()
         ds.meta = json.dumps(meta)
 

@@ -53,11 +53,14 @@ def run_both(tmp_path, path, dask_address, *args):
 
 
 def read_netcdf(path):
-    """({variable: array}, {variable or "": attributes}) of a netCDF file."""
+    """({variable: array}, {variable or "": attributes}) of a netCDF file; array attributes
+    as lists, the global ``history`` (the time and command that wrote the file) left out."""
     with netCDF4.Dataset(path) as ds:
         ds.set_auto_mask(False)
         values = {name: var[...] for name, var in ds.variables.items()}
         attrs = {name: var.__dict__ for name, var in ds.variables.items()} | {"": ds.__dict__}
+    attrs = {name: {k: np.asarray(v).tolist() for k, v in a.items()} for name, a in attrs.items()}
+    del attrs[""]["history"]
     return values, attrs
 
 

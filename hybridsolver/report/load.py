@@ -26,7 +26,9 @@ class Fields:
 
     ``time`` (T,) model time; ``members`` (M,) member ids; ``valid`` bool (M, T);
     ``axes`` {axis name: coordinate values} of the grid (``y`` and ``x``, or ``x``);
-    ``shape`` one member's field shape, ``([layers,] [ny,] nx)``.
+    ``shape`` one member's field shape, ``([layers,] [ny,] nx)``; ``units`` the field's
+    ``units`` attribute (None where it has none) and ``units_system`` the file's
+    (``"SI"`` or ``"nondimensional"``, :mod:`hybridsolver.cf`).
     """
     path: str
     name: str
@@ -35,6 +37,8 @@ class Fields:
     valid: np.ndarray
     axes: dict
     shape: tuple
+    units: str = None
+    units_system: str = "nondimensional"
 
     def at(self, i):
         """Every member's field at time index ``i``: (M, *shape) float64, rows of invalid
@@ -114,7 +118,7 @@ def open_fields(path, name=None):
         time = np.asarray(ds["time"][:], dtype=np.float64)
         axes = {d: np.asarray(ds[d][:], dtype=np.float64) for d in var.dimensions[2:] if d != "layer"}
         return Fields(path, name, time, np.asarray(ds["member"][:rows]), _valid(ds, rows, len(time)), axes,
-                      tuple(var.shape[2:]))
+                      tuple(var.shape[2:]), getattr(var, "units", None), getattr(ds, "units_system", "nondimensional"))
 
 
 def open_diagnostics(path):

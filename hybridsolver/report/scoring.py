@@ -13,7 +13,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from .. import stability, uq
+from .. import cf, stability, uq
 from ..case import CaseError
 from ..output import read_diagnostic
 from .load import common_times
@@ -207,7 +207,17 @@ def _exit_times(diagnostics, exits):
     return np.where(exits == stability.NEVER, np.nan, diagnostics.time[rows])
 
 
-def _add_band_scores(out, diagnostics, reference, name, sigmas):
+def _time(long_name):
+    """CF attributes of a variable of model times other than the ``time`` coordinate."""
+    return {"long_name": long_name, "units": cf.TIME_UNITS, "calendar": "proleptic_gregorian"}
+
+
+def _units(units):
+    """``{"units": units}``, or {} where the field's units are not known (None)."""
+    return {} if units is None else {"units": units}
+
+
+def _add_band_scores(out, diagnostics, reference, name, sigmas, system):
     result, why = band_scores(diagnostics, reference, name, sigmas)
     if result is None:
         out.attrs["exit_left_out"] = why
@@ -220,13 +230,13 @@ def _add_band_scores(out, diagnostics, reference, name, sigmas):
         exits = result[f"{prefix}exits"]
         member_dim, time_dim = f"{prefix}member", f"{prefix}survival_time"
         whose = "the reference's" if prefix else "the run's"
-        out.coords[member_dim] = (member_dim, diag.members)
-        out.coords[time_dim] = (time_dim, diag.time, {"units": "model time units"})
-        out.coords[f"{prefix}survival_step"] = (time_dim, diag.steps, {"long_name": "step of the record"})
-        out[f"{prefix}exit_step"] = (member_dim, exits, dict(band, units="steps", long_name=(
+        out.coords[member_dim] = (member_dim, diag.members, cf.coordinate_attributes("member", system))
+        out.coords[time_dim] = (time_dim, diag.time, _time(f"time of {whose} diagnostics records"))
+        out.coords[f"{prefix}survival_step"] = (time_dim, diag.steps, {"long_name": "step of the record", "units": "1"})
+        out[f"{prefix}exit_step"] = (member_dim, exits, dict(band, units="1", long_name=(
             f"first diagnostics step of {whose} member with {text}; {stability.NEVER}: never")))
         out[f"{prefix}exit_time"] = (member_dim, _exit_times(diag, exits), dict(
-            band, units="model time units", long_name=f"time of {prefix}exit_step; NaN: never"))
+            band, **_time(f"time of {prefix}exit_step; NaN: never")))
         out[f"{prefix}survival"] = (time_dim, result[f"{prefix}survival"], dict(
             band, units="1", members=len(exits),
             long_name=f"fraction of {whose} members with {name} inside [{low:.6g}, {high:.6g}] at every record "
@@ -234,7 +244,8 @@ def _add_band_scores(out, diagnostics, reference, name, sigmas):
 
 
 def _add_temporal_scores(out, fields, reference):
-    units = f"units of {fields.name} per model time unit"
+    system = fields.units_system
+    units = None if fields.units is None else f"{fields.units} s-1" if system == "SI" else fields.units
     sources = [("", fields)] + ([("reference_", reference.fields)] if reference is not None else [])
     for prefix, source in sources:
         result, why = temporal_scores(source)
@@ -243,17 +254,16 @@ def _add_temporal_scores(out, fields, reference):
             continue
         member_dim, lag_dim, rate_dim = f"{prefix}member", f"{prefix}correlation_lag", f"{prefix}rate_time"
         whose = "the reference's" if prefix else "the run's"
-        out.coords[member_dim] = (member_dim, source.members)
-        out.coords[lag_dim] = (lag_dim, result["lag"], {"units": "model time units"})
-        out.coords[rate_dim] = (rate_dim, result["rate_time"], {
-            "units": "model time units", "long_name": "midpoint of two consecutive field records"})
+        out.coords[member_dim] = (member_dim, source.members, cf.coordinate_attributes("member", system))
+        out.coords[lag_dim] = (lag_dim, result["lag"], {"long_name": "lag tau", "units": cf.duration_units(system)})
+        out.coords[rate_dim] = (rate_dim, result["rate_time"], _time("midpoint of two consecutive field records"))
         out[f"{prefix}correlation"] = ((member_dim, lag_dim), result["correlation"], {
             "units": "1", "records": result["records"],
             "long_name": f"spatio-temporal correlation C(tau) of {whose} {source.name}: mean over t of the cosine "
                          "between the anomalies (from the member's time mean) at t and t+tau, over the first "
                          f"{result['records']} (equally spaced) records"})
         out[f"{prefix}rate_of_change"] = ((member_dim, rate_dim), result["rate_of_change"], {
-            "units": units, "long_name": f"rate of change R(t) of {whose} {source.name}: mean over points of "
+            **_units(units), "long_name": f"rate of change R(t) of {whose} {source.name}: mean over points of "
                                          "|x(t+dt) - x(t)| / dt between consecutive records"})
 
 
@@ -286,51 +296,53 @@ def scores(fields, diagnostics=None, reference=None, sigmas=5.0, diagnostic="ene
     (``temporal_left_out``, ``reference_temporal_left_out`` say why where they cannot be
     made).
     """
-    units = f"units of {fields.name}"
-    out = xr.Dataset(attrs={"field": fields.name, "fields": fields.path,
-                            "reference": reference.fields.path if reference else "none"})
+    system = fields.units_system
+    out = xr.Dataset(attrs=cf.global_attributes(f"hybridsolver ensemble scores of {fields.name}", system) | {
+        "field": fields.name, "fields": fields.path, "reference": reference.fields.path if reference else "none"})
     if reference is None:
         ia = np.arange(len(fields.time))
         series = {"spread": np.array([spread(fields.valid_at(i)) if fields.valid[:, i].sum() > 1 else np.nan
                                       for i in ia])}
     else:
         ia, series, counts, ranked = _truth_scores(fields, reference)
-        out.coords["rank"] = ("rank", np.arange(len(counts)))
+        out.coords["rank"] = ("rank", np.arange(len(counts)), {"long_name": "members below the truth", "units": "1"})
         out["rank_histogram"] = ("rank", counts, {
-            "long_name": "counts of the truth's rank among the members (number of members below it)",
+            "long_name": "counts of the truth's rank among the members (number of members below it)", "units": "1",
             "times": ranked, "points_per_time": math.prod(fields.shape)})
         out.attrs["reference_member"] = int(reference.fields.members[reference.member])
-    out.coords["time"] = ("time", fields.time[ia], {"units": "model time units"})
-    out["members"] = ("time", fields.valid[:, ia].sum(axis=0), {"long_name": "members valid"})
+    out.coords["time"] = ("time", fields.time[ia], cf.time_attributes(system))
+    out["members"] = ("time", fields.valid[:, ia].sum(axis=0), {"long_name": "members valid", "units": "1"})
     long_names = {"rmse": "RMSE of the ensemble mean against the truth", "spread": "root mean ensemble variance",
                   "spread_skill": "spread-skill ratio sqrt((M+1)/M) spread / rmse",
                   "crps": "fair CRPS, mean over points",
                   "coverage95": "fraction of points whose truth lies in the members' central 95% interval",
                   "wasserstein1": "Wasserstein-1 distance of field values"}
     for name, values in series.items():
-        out[name] = ("time", values, {"long_name": long_names[name],
-                                      "units": "1" if name in ("spread_skill", "coverage95") else units})
+        units = "1" if name in ("spread_skill", "coverage95") else fields.units
+        out[name] = ("time", values, {"long_name": long_names[name], **_units(units)})
     spectral = spectral_scores(diagnostics, reference.diagnostics if reference else None)
     if spectral is not None:
-        out.coords["spectrum_time"] = ("spectrum_time", spectral[0], {"units": "model time units"})
+        out.coords["spectrum_time"] = ("spectrum_time", spectral[0], _time("time of the spectra"))
         out["spectral_rmse"] = ("spectrum_time", spectral[1], {
-            "long_name": "RMSE of log10 energy spectra, ensemble mean vs reference mean", "units": "decades"})
+            "long_name": "RMSE of log10 energy spectra (decades), ensemble mean vs reference mean", "units": "1"})
     for prefix, diag in (("", diagnostics), ("reference_", reference.diagnostics if reference else None)):
         acf = energy_autocorrelation(diag)
         if acf is not None:
             member_dim, lag_dim = f"{prefix}member", f"{prefix}lag"
-            out.coords[lag_dim] = (lag_dim, acf[0], {"units": "model time units"})
-            out.coords[member_dim] = (member_dim, diag.members)
-            out[f"{prefix}energy_autocorrelation"] = ((member_dim, lag_dim), acf[1], {"units": "1"})
-    _add_band_scores(out, diagnostics, reference, diagnostic, sigmas)
+            out.coords[lag_dim] = (lag_dim, acf[0], {"long_name": "lag", "units": cf.duration_units(system)})
+            out.coords[member_dim] = (member_dim, diag.members, cf.coordinate_attributes("member", system))
+            out[f"{prefix}energy_autocorrelation"] = ((member_dim, lag_dim), acf[1], {
+                "long_name": "temporal autocorrelation of the energy", "units": "1"})
+    _add_band_scores(out, diagnostics, reference, diagnostic, sigmas, system)
     _add_temporal_scores(out, fields, reference)
     return out
 
 
 def write_scores(dataset, path):
-    """Write ``dataset`` to netCDF ``path`` through a temporary file; returns ``path``."""
+    """Write ``dataset`` to netCDF ``path`` through a temporary file; returns ``path``.
+    Coordinates get no ``_FillValue`` (CF forbids it on coordinate variables)."""
     tmp = f"{path}.tmp"
-    dataset.to_netcdf(tmp, engine="netcdf4")
+    dataset.to_netcdf(tmp, engine="netcdf4", encoding={name: {"_FillValue": None} for name in dataset.coords})
     os.replace(tmp, path)
     return path
 
