@@ -112,8 +112,13 @@ def load_module(path):
     return module.eval()
 
 
-def export(module, manifest, path):
+def export(module, manifest, path, example=None):
     """Save ``module`` (scripted if needed) with ``manifest`` as an artifact at ``path``.
+
+    A module TorchScript cannot script is traced instead when ``example`` is given: its
+    forward then takes the input ``x`` (``example``, a tensor shaped as the host passes
+    it), or ``(x, noise)`` for a stochastic manifest (``example = (x, [noise tensors])``),
+    and is checked against the eager module (:func:`hybridsolver.plugin.tracing.trace_for_export`).
 
     Fills in ``sha256``, validates the manifest (and the module's ``forward`` against its
     ``state``: :func:`hybridsolver.plugin.contract.check_signature`), writes the file atomically and loads
@@ -122,12 +127,21 @@ def export(module, manifest, path):
     """
     import torch
 
+    where = f"export {path}"
     manifest = {k: v for k, v in manifest.items() if k != "sha256"}
-    validate_manifest(manifest, f"export {path}", with_sha=False)
+    validate_manifest(manifest, where, with_sha=False)
     with _torchscript():
-        if not isinstance(module, torch.jit.ScriptModule):
-            module = torch.jit.script(module)
-        check_signature(module, manifest, f"export {path}")
+        if example is not None:
+            from .tracing import trace_for_export
+
+            module = torch.jit.script(trace_for_export(module, example, manifest, where))
+        elif not isinstance(module, torch.jit.ScriptModule):
+            try:
+                module = torch.jit.script(module)
+            except Exception as exc:  # TorchScript's frontend raises several kinds
+                raise PluginError(f"{where}: TorchScript cannot script the module ({str(exc).splitlines()[0]}); "
+                                  "pass example= (an input tensor) to export it by tracing") from None
+        check_signature(module, manifest, where)
         buffer = io.BytesIO()
         torch.jit.save(module, buffer, _extra_files={MANIFEST: json.dumps(manifest)})
         manifest["sha256"] = content_sha256(buffer.getvalue())
