@@ -15,8 +15,8 @@ import argparse
 
 import numpy as np
 
-from hybridsolver.case import parse_set_options
 from hybridsolver.equations.obstacle import strouhal_number
+from hybridsolver.overrides import parse_set_options
 from hybridsolver.simulation import Simulation
 
 STATIONS = (-6.0, -4.0, -2.0, -1.0, 0.0, 2.0, 5.0, 10.0, 15.0)  # x - x_c in diameters
@@ -40,14 +40,14 @@ def mean_flow(sim, start, end, every):
     return total / len(times), np.array(times), np.array(drag), np.array(lift)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", help="a navier_stokes2d case with equation.obstacle and equation.inflow")
     parser.add_argument("--start", type=float, default=60.0, help="model time the average starts")
     parser.add_argument("--end", type=float, default=110.0, help="model time the average ends")
     parser.add_argument("--every", type=int, default=5, help="steps between samples")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a case key")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     overrides = parse_set_options(args.set) | {"ensemble.members": 1}
     sim = Simulation.from_case(args.case, overrides)
     obstacle = sim.case.data["equation"]["obstacle"]

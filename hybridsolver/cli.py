@@ -13,7 +13,8 @@ import shlex
 import signal
 import sys
 
-from .case import CaseError, load_case, parse_set_options
+from .case import CaseError, load_case
+from .overrides import parse_set_options
 
 WRITE_FAILED = 74
 
