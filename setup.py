@@ -25,7 +25,10 @@ setup(
     extras_require={
         # pyqg 0.7.2 builds only with Cython<3 and numpy<2: install with PIP_CONSTRAINT=.ci/constraints.txt
         # ruff: the lint .ci/run runs before the tests (pyproject.toml; pinned in .ci/constraints.txt)
-        "test": ["pytest>=7", "ruff>=0.6", "jax>=0.4.20", "jax-cfd>=0.2.1", "pyqg==0.7.2"],
+        # compliance-checker, cf-xarray: the CF checks of the files we write (tests/test_cf.py);
+        # mkdocs-material, mkdocstrings: the documentation site (mkdocs.yml), built with --strict
+        "test": ["pytest>=7", "ruff>=0.6", "jax>=0.4.20", "jax-cfd>=0.2.1", "pyqg==0.7.2",
+                 "compliance-checker>=5.1", "cf-xarray>=0.9", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25"],
     },
     entry_points={
         "console_scripts": ["hybridsolver = hybridsolver.cli:main"],

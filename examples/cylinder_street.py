@@ -24,14 +24,14 @@ def vorticity(u, v):
     return v.differentiate("x") - u.differentiate("y")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", help="a split file of hybridsolver generate (e.g. data/cylinder/test.nc)")
     parser.add_argument("--out", default="cylinder_street.png")
     parser.add_argument("--time", type=float, help="snapshot time (default: the file's last)")
     parser.add_argument("--member", type=int, default=0, help="trajectory row")
-    args = parser.parse_args()
-    ds = xr.open_dataset(args.path)
+    args = parser.parse_args(argv)
+    ds = xr.open_dataset(args.path, decode_times=False)  # model time as floats
     snap = ds.isel(member=args.member).sel(time=args.time if args.time is not None else ds.time[-1],
                                            method="nearest")
     u, v = snap["u"].astype("f8"), snap["v"].astype("f8")

@@ -77,7 +77,7 @@ def test_xarray_shows_units_long_names_and_cf_axes(runs):
         np.testing.assert_allclose(ds["time"], 0.002 * ds["step"])  # model time (dt = 0.002), one unit as 1 s
     with xr.open_dataset(os.path.join(runs["kolmogorov"], "scores.nc")) as ds:
         assert ds.cf.axes["T"] == ["time"] and ds["rmse"].attrs["units"] == "1"
-        assert ds["correlation_lag"].attrs["units"] == "1"
+        assert ds["correlation_lag"].attrs["units"] == ds["rate_of_change"].attrs["units"] == "1"
     with xr.open_dataset(runs["split"]) as ds:
         assert ds.cf.axes == {"X": ["x"], "T": ["time"]} and ds["u_noise"].attrs["units"] == "1"
 

@@ -16,13 +16,13 @@ def test_run_directory_contents(case, tmp_path):
     summary = sim.run(out_dir=str(tmp_path), progress=False)
     assert sorted(os.listdir(tmp_path)) == ["case.toml", "checkpoint.npz", "diagnostics.nc", "fields.nc",
                                             "summary.json"]
-    fields = xr.open_dataset(tmp_path / "fields.nc")
+    fields = xr.open_dataset(tmp_path / "fields.nc", decode_times=False)
     assert fields["vorticity"].dims == ("member", "time", "y", "x")
     assert fields["vorticity"].shape == (3, 5, 32, 32)
     assert list(fields["step"].values) == [0, 5, 10, 15, 20]
     assert fields["valid"].dims == ("member", "time") and fields["valid"].values.all()
     assert np.array_equal(fields["vorticity"].values[:, -1], sim.fields()["vorticity"])
-    diag = xr.open_dataset(tmp_path / "diagnostics.nc")
+    diag = xr.open_dataset(tmp_path / "diagnostics.nc", decode_times=False)
     for name in ("energy", "enstrophy", "palinstrophy", "max_vorticity", "cfl"):
         assert diag[name].dims == ("member", "time") and diag[name].shape == (3, 5)
     assert diag["energy_spectrum"].dims == ("member", "time", "k")

@@ -58,7 +58,7 @@ def _field(path, name="vorticity"):
 def test_scores_equal_uq_by_hand(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the case's reference.dir is found from the case file's folder
     report(runs["ensemble"])
-    scores = xr.open_dataset(os.path.join(runs["ensemble"], "scores.nc"))
+    scores = xr.open_dataset(os.path.join(runs["ensemble"], "scores.nc"), decode_times=False)
     ens, t_ens = _field(os.path.join(runs["ensemble"], "fields.nc"))
     ref, t_ref = _field(os.path.join(runs["reference"], "fields.nc"))
     assert scores.attrs["reference_member"] == 101
@@ -167,7 +167,7 @@ def test_report_without_reference(runs):
         assert f"<li>{name}: it needs a reference" in html
     made = [os.path.basename(p) for p in paths if p.endswith(".png")]
     assert made == [name for name, _, needs_truth in FIGURES if not needs_truth]
-    scores = xr.open_dataset(os.path.join(runs["reference"], "scores.nc"))
+    scores = xr.open_dataset(os.path.join(runs["reference"], "scores.nc"), decode_times=False)
     assert "rmse" not in scores and scores["spread"].shape == (4,) and scores["spread"][-1] > 0
 
 

@@ -95,7 +95,7 @@ def write_index(path, run_dir, made, left_out, data, summary):
             case_text = f.read()
     reference = data.attrs["reference"]
     t = data["time"].values
-    scores = [(n, data[n].attrs["units"], _number(last), _number(mean)) for n, last, mean in score_rows(data)]
+    scores = [(n, data[n].attrs.get("units", ""), _number(last), _number(mean)) for n, last, mean in score_rows(data)]
     parts = [
         "<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
         f"<title>report: {html.escape(run_dir)}</title>",
