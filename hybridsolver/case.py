@@ -97,6 +97,7 @@ FORCINGS = {
     "none": {},
     "kolmogorov": {"wavenumber": Field("int", 4, positive=True), "amplitude": Field("float", 1.0)},
     "diagonal": {"wavenumber": Field("int", 1, positive=True), "amplitude": Field("float", 0.1)},
+    "cosine": {"wavenumber": Field("int", 4, positive=True), "amplitude": Field("float", 1.0)},
 }
 # navier_stokes2d's penalized body and open-flow boundaries (hybridsolver.equations.obstacle)
 OBSTACLES = {
@@ -130,6 +131,7 @@ EQUATION_KEYS = {
         "drag": Field("float", 0.0, minimum=0.0),
         "filterfac": Field("float", 23.6, positive=True),
         "advection": Field("bool", True),
+        "beta": Field("float", 0.0),
     },
     # pyqg's QGModel keywords and defaults (SI units); grid.length is (W, L)
     "qg2layer": {
@@ -364,6 +366,9 @@ def _check_choices(data, name):
     if data["time"]["scheme"] not in schemes:
         raise CaseError(f"time.scheme: {what} is stepped with {', '.join(schemes)}, got "
                         f"'{data['time']['scheme']}'")
+    if name == "navier_stokes2d" and eq["beta"] and data["time"]["scheme"] != "etdrk4":
+        raise CaseError(f"time.scheme: equation.beta makes the linear operator complex (Rossby waves), which "
+                        f"only etdrk4 integrates; got '{data['time']['scheme']}'")
     dealias = EQUATION_DEALIAS.get(name, DEALIAS_CHOICES)
     if data["grid"]["dealias"] not in dealias:
         raise CaseError(f"grid.dealias: {name} supports {', '.join(dealias)}, got '{data['grid']['dealias']}'")

@@ -6,6 +6,7 @@ import pytest
 
 from hybridsolver import case
 
+CASES = os.path.join(os.path.dirname(__file__), os.pardir, "cases")
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs")
 PAGES = ("cases.md", "equations.md", "ensembles.md", "plugins.md")
 
@@ -31,3 +32,9 @@ def text():
 def test_every_case_key_is_documented(text, table, key):
     """As a TOML key (``key =``, in a case block) or named in code (``key`` or ``section.key``)."""
     assert re.search(rf"(^|[\s#{{,`]){key}\s*=", text, re.M) or re.search(rf"`([a-z_.]*\.)?{key}`", text), (table, key)
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CASES) if f.endswith(".toml")))
+def test_every_shipped_case_loads_and_is_in_the_cases_table(name):
+    case.load_case(os.path.join(CASES, name))  # the schema (files and plugins are checked by validate)
+    assert f"`{name}`" in open(os.path.join(DOCS, "cases.md")).read()

@@ -163,6 +163,7 @@ def test_stochastic_increment_has_the_documented_covariance(case):
 @pytest.mark.parametrize("forcing,length,shape", [
     ({"type": "kolmogorov", "wavenumber": 3, "amplitude": 2.0}, [2 * math.pi, 4 * math.pi], [32, 64]),
     ({"type": "diagonal", "wavenumber": 1, "amplitude": 0.1}, [1.0, 2.0], [48, 32]),
+    ({"type": "cosine", "wavenumber": 4, "amplitude": 1.0}, [2 * math.pi, 2 * math.pi], [32, 32]),
 ])
 def test_forced_laminar_flow_from_rest_on_a_rectangle(case, forcing, length, shape):
     """A single-wavenumber forcing f drives omega(t) = f (1 - exp(-lam t)) / lam,
@@ -179,6 +180,9 @@ def test_forced_laminar_flow_from_rest_on_a_rectangle(case, forcing, length, sha
     if forcing["type"] == "kolmogorov":
         k2 = (2 * np.pi * n / length[0]) ** 2
         f = -A * np.sqrt(k2) * np.cos(np.sqrt(k2) * Y)
+    elif forcing["type"] == "cosine":  # k_f cos(k_f x) + k_f cos(k_f y): one |k| on a square box
+        k2 = (2 * np.pi * n / length[0]) ** 2
+        f = A * np.sqrt(k2) * (np.cos(np.sqrt(k2) * X) + np.cos(np.sqrt(k2) * Y))
     else:
         k2 = (2 * np.pi * n) ** 2 * (1 / length[0] ** 2 + 1 / length[1] ** 2)
         phase = 2 * np.pi * n * (X / length[1] + Y / length[0])
@@ -207,3 +211,36 @@ def test_without_advection_the_step_is_the_linear_crank_nicolson_map(case):
     with_advection = Simulation.from_case(case)
     with_advection.advance(10)
     assert not np.allclose(with_advection.state, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("kx, ky", [(3, 2), (1, 5), (-4, 1)])
+def test_rossby_wave_propagates_at_the_analytic_rate(case, kx, ky):
+    """equation.beta: with nu = mu = 0 and no forcing, omega = A cos(k.x - omega_R t) with
+    omega_R = -beta kx / |k|^2 (a plane wave: advection vanishes) after one period."""
+    beta, A, steps = 20.0, 0.7, 400
+    omega_r = -beta * kx / (kx**2 + ky**2)
+    case["equation"].update(viscosity=0.0, drag=0.0, beta=beta, forcing={"type": "none"})
+    case["grid"].update(shape=[32, 32], length=[2 * math.pi, 2 * math.pi])
+    case["time"] = {"scheme": "etdrk4", "dt": 2 * math.pi / abs(omega_r) / steps, "steps": steps}
+    sim = Simulation.from_case(case)
+    X, Y = sim.grid.mesh()
+    sim.set_initial({"vorticity": A * np.cos(kx * X + ky * Y)})
+    sim.advance(steps)
+    exact = A * np.cos(kx * X + ky * Y - omega_r * sim.time)
+    w = sim.fields()["vorticity"][0]
+    assert np.linalg.norm(w - exact) / np.linalg.norm(exact) < 1e-10
+    half = copy.deepcopy(case)  # and the wave is not standing: half a period moves it
+    half["time"]["steps"] = steps // 2
+    other = Simulation.from_case(half)
+    other.set_initial({"vorticity": A * np.cos(kx * X + ky * Y)})
+    other.advance(steps // 2)
+    np.testing.assert_allclose(other.fields()["vorticity"][0], -A * np.cos(kx * X + ky * Y), atol=1e-10)
+
+
+def test_beta_needs_etdrk4(case):
+    from hybridsolver.case import CaseError
+
+    case["equation"]["beta"] = 20.0
+    case["time"]["scheme"] = "cn_rk4"
+    with pytest.raises(CaseError, match="time.scheme: equation.beta .* only etdrk4"):
+        Simulation.from_case(case)

@@ -1,11 +1,15 @@
 """2D incompressible Navier-Stokes in vorticity form on a doubly periodic box.
 
-    d(omega)/dt = -u . grad(omega) + nu lap(omega) - mu omega + f + beta xi
+    d(omega)/dt = -u . grad(omega) + nu lap(omega) - mu omega - beta_y v + f + beta xi
 
 with the stream function ``lap(psi) = -omega`` and ``u = (d psi/dy, -d psi/dx)``, so
 ``omega = dv/dx - du/dy``.  The state is the unnormalised real FFT of the vorticity,
 complex ``(M, ny, nx//2+1)``.  The linear part ``L = -nu |k|^2 - mu`` is handled by the
 stepper (implicitly or exactly); :meth:`NavierStokes2D.explicit` evaluates the rest.
+The beta-plane term ``-beta_y v`` (``equation.beta``; ``v = -d psi/dx``) is linear and
+diagonal, ``+i beta_y kx / |k|^2`` per coefficient (zero at the Nyquist kx, so real
+fields stay real): it joins ``L``, which is then complex (only ``etdrk4`` integrates
+it), and Rossby waves ``omega_R = -beta_y kx / |k|^2`` propagate exactly.
 
 The advection term uses Basdevant's form ``u.grad(omega) = d_xy(v^2 - u^2) +
 (d_xx - d_yy)(u v)``, exact for a divergence-free velocity, which needs 2 inverse and
@@ -21,6 +25,8 @@ Forcings (vorticity tendencies):
   2 pi box with n = 4, A = 1);
 - ``diagonal``: ``f = A (sin(k (x/Lx + y/Ly)) + cos(k (x/Lx + y/Ly)))``, ``k = 2 pi n``
   (the closure paper's flow on the unit torus: n = 1, A = 0.1);
+- ``cosine``: ``f = A (kx cos(kx x) + ky cos(ky y))``, ``kx = 2 pi n / Lx``, ``ky = 2 pi n / Ly``
+  (the hierarchical emulator paper's jet flow: ``k_f cos(k_f y) + k_f cos(k_f x)``, n = 4, A = 1);
 - ``none``.
 
 ``equation.obstacle`` and ``equation.inflow`` add a penalized body, a uniform inflow
@@ -139,7 +145,11 @@ class NavierStokes2D:
         self.transforms = fft.transforms(grid.shape)
         M = len(self.members)
         self.state_shape = (M,) + grid.spectral_shape
+        self.beta = float(params.get("beta", 0.0))
         self.linear = -self.viscosity * grid.k2 - self.drag
+        if self.beta:
+            kx = self.derivative_wavenumbers()[1]
+            self.linear = self.linear + 1j * self.beta * kx * grid.inv_k2
         self.mask = grid.nonlinear_mask()
         # one past the last kept column of each mask row (0 for rows the mask zeroes)
         self._mask_support = np.array([np.flatnonzero(row)[-1] + 1 if row.any() else 0 for row in self.mask])
@@ -187,6 +197,9 @@ class NavierStokes2D:
         elif kind == "diagonal":
             phase = 2 * np.pi * n * (X / g.Lx + Y / g.Ly)
             field = amp * (np.sin(phase) + np.cos(phase))
+        elif kind == "cosine":
+            kx, ky = 2 * np.pi * n / g.Lx, 2 * np.pi * n / g.Ly
+            field = amp * (kx * np.cos(kx * X) + ky * np.cos(ky * Y))
         else:
             field = np.zeros(g.shape)
         return self.transforms.to_spectral(field[None])[0]
