@@ -70,3 +70,17 @@ def test_ensemble_vs_truth_plots_the_main_job(tmp_path):
     error = example("ensemble_vs_truth").main([str(tmp_path / "run"), "--out", str(tmp_path / "main.png")])
     assert error.shape == (2,) and (error < 0.05).all()  # 0.01 time units after the truth at t = 30
     assert os.path.getsize(tmp_path / "main.png") > 10_000
+
+
+def test_betaplane_zonal_jets_recovers_a_known_zonal_flow(tmp_path):
+    jets = example("betaplane_zonal_jets")
+    y = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    vorticity = np.broadcast_to((4 * np.sin(2 * y))[:, None], (64, 32))  # psi = sin 2y: u = 2 cos 2y
+    np.testing.assert_allclose(jets.zonal_mean_u(vorticity, 2 * np.pi), 2 * np.cos(2 * y), atol=1e-12)
+    from hybridsolver import Simulation
+
+    case = os.path.join(EXAMPLES, os.pardir, "cases", "betaplane_jets256.toml")
+    Simulation.from_case(case, {"grid.shape": [64, 64], "time.dt": 1e-3, "time.steps": 20,
+                                "output.fields_every": 10}).run(str(tmp_path / "run"), progress=False)
+    time, u_bar = jets.main([str(tmp_path / "run"), "--out", str(tmp_path / "jets.png")])
+    assert u_bar.shape == (3, 64) and os.path.getsize(tmp_path / "jets.png") > 10_000
