@@ -6,7 +6,8 @@
 The zonal mean of u = d psi/dy follows from the zonal-mean vorticity: with lap psi = -omega,
 the x-mean gives -d^2 psi_bar/dy^2 = omega_bar, so u_bar(k) = i omega_bar(k) / k in Fourier
 space along y.  Jets show as u_bar(y) of a few alternating, steady extrema; a flow without
-them has u_bar near zero.  Prints the rms of u_bar of each record.
+them has u_bar near zero.  Plots up to six records and the mean over the second half of
+them (bold); prints the rms of u_bar of each record.
 """
 import argparse
 import os
@@ -42,8 +43,11 @@ def main(argv=None):
     length_y = len(y) * (y[1] - y[0])
     u_bar = zonal_mean_u(w, length_y)
     fig, ax = plt.subplots(figsize=(5, 6), layout="constrained")
-    for t, profile in zip(time, u_bar):
-        ax.plot(profile, y, label=f"t = {t:g}")
+    shown = np.unique(np.linspace(0, len(time) - 1, min(len(time), 6)).round().astype(int))
+    for i in shown:
+        ax.plot(u_bar[i], y, lw=0.8, label=f"t = {time[i]:g}")
+    late = len(time) // 2
+    ax.plot(u_bar[late:].mean(axis=0), y, "k", lw=2, label=f"mean over t >= {time[late]:g}")
     ax.set(xlabel="zonal-mean u", ylabel="y", title="beta-plane flow: zonal-mean velocity")
     ax.legend(fontsize="small")
     fig.savefig(args.out, dpi=100)
