@@ -88,11 +88,15 @@ def global_attributes(title, system):
             "history": f"{now}: {command}", "units_system": system}
 
 
+def model_time_attributes(long_name):
+    """Attributes of a variable of model times (``units`` :data:`TIME_UNITS`, ``calendar``)."""
+    return {"long_name": long_name, "units": TIME_UNITS, "calendar": "proleptic_gregorian"}
+
+
 def time_attributes(system):
     """The ``time`` coordinate's attributes (model time; see the module docstring)."""
     long_name = "model time" if system == "SI" else "model time (nondimensional, one unit written as one second)"
-    return {"standard_name": "time", "long_name": long_name, "axis": "T", "units": TIME_UNITS,
-            "calendar": "proleptic_gregorian"}
+    return {"standard_name": "time", "axis": "T"} | model_time_attributes(long_name)
 
 
 def duration_units(system):

@@ -46,10 +46,10 @@ import netCDF4
 import numpy as np
 from tqdm import tqdm
 
-from . import cf, rng
+from . import rng
 from .case import CaseError, load_case
 from .grid import Grid
-from .output import check_meta, define_field_axes, define_records
+from .output import check_meta, define_field_axes, define_records, define_variable
 from .sampling import Window
 
 SPLITS = ("train", "validation", "test")
@@ -131,12 +131,11 @@ def _create(path, sim, case, split, steps, dtype, meta, window):
         ds["step"][:] = steps
         for name, (dims, shape) in define_field_axes(ds, sim, window).items():
             dims, chunks = ("member", "time") + dims, (1, 1) + shape
-            attrs = cf.variable_attributes(sim.equation.name, name)
-            clean = ds.createVariable(name, DTYPES[dtype], dims, chunksizes=chunks)
-            clean.setncatts(attrs | {"long_name": f"{attrs['long_name']} (clean)"})
+            clean = define_variable(ds, sim, name, DTYPES[dtype], dims, chunksizes=chunks)
+            clean.long_name = f"{clean.long_name} (clean)"
             noise = ds.createVariable(f"{name}_noise", DTYPES[dtype], dims, chunksizes=chunks)
             noise.setncatts({"long_name": f"additive observation noise of {name} (observations: {name} + {name}_noise)",
-                             "units": attrs["units"], "std": meta["observation_noise"]})
+                             "units": clean.units, "std": meta["observation_noise"]})
         ds.split = split
         ds.case = case.to_toml()
         ds.meta = json.dumps(meta)

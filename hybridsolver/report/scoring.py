@@ -207,11 +207,6 @@ def _exit_times(diagnostics, exits):
     return np.where(exits == stability.NEVER, np.nan, diagnostics.time[rows])
 
 
-def _time(long_name):
-    """CF attributes of a variable of model times other than the ``time`` coordinate."""
-    return {"long_name": long_name, "units": cf.TIME_UNITS, "calendar": "proleptic_gregorian"}
-
-
 def _units(units):
     """``{"units": units}``, or {} where the field's units are not known (None)."""
     return {} if units is None else {"units": units}
@@ -231,12 +226,12 @@ def _add_band_scores(out, diagnostics, reference, name, sigmas, system):
         member_dim, time_dim = f"{prefix}member", f"{prefix}survival_time"
         whose = "the reference's" if prefix else "the run's"
         out.coords[member_dim] = (member_dim, diag.members, cf.coordinate_attributes("member", system))
-        out.coords[time_dim] = (time_dim, diag.time, _time(f"time of {whose} diagnostics records"))
+        out.coords[time_dim] = (time_dim, diag.time, cf.model_time_attributes(f"time of {whose} diagnostics records"))
         out.coords[f"{prefix}survival_step"] = (time_dim, diag.steps, {"long_name": "step of the record", "units": "1"})
         out[f"{prefix}exit_step"] = (member_dim, exits, dict(band, units="1", long_name=(
             f"first diagnostics step of {whose} member with {text}; {stability.NEVER}: never")))
         out[f"{prefix}exit_time"] = (member_dim, _exit_times(diag, exits), dict(
-            band, **_time(f"time of {prefix}exit_step; NaN: never")))
+            band, **cf.model_time_attributes(f"time of {prefix}exit_step; NaN: never")))
         out[f"{prefix}survival"] = (time_dim, result[f"{prefix}survival"], dict(
             band, units="1", members=len(exits),
             long_name=f"fraction of {whose} members with {name} inside [{low:.6g}, {high:.6g}] at every record "
@@ -256,7 +251,8 @@ def _add_temporal_scores(out, fields, reference):
         whose = "the reference's" if prefix else "the run's"
         out.coords[member_dim] = (member_dim, source.members, cf.coordinate_attributes("member", system))
         out.coords[lag_dim] = (lag_dim, result["lag"], {"long_name": "lag tau", "units": cf.duration_units(system)})
-        out.coords[rate_dim] = (rate_dim, result["rate_time"], _time("midpoint of two consecutive field records"))
+        out.coords[rate_dim] = (rate_dim, result["rate_time"],
+                                cf.model_time_attributes("midpoint of two consecutive field records"))
         out[f"{prefix}correlation"] = ((member_dim, lag_dim), result["correlation"], {
             "units": "1", "records": result["records"],
             "long_name": f"spatio-temporal correlation C(tau) of {whose} {source.name}: mean over t of the cosine "
@@ -322,7 +318,7 @@ def scores(fields, diagnostics=None, reference=None, sigmas=5.0, diagnostic="ene
         out[name] = ("time", values, {"long_name": long_names[name], **_units(units)})
     spectral = spectral_scores(diagnostics, reference.diagnostics if reference else None)
     if spectral is not None:
-        out.coords["spectrum_time"] = ("spectrum_time", spectral[0], _time("time of the spectra"))
+        out.coords["spectrum_time"] = ("spectrum_time", spectral[0], cf.model_time_attributes("time of the spectra"))
         out["spectral_rmse"] = ("spectrum_time", spectral[1], {
             "long_name": "RMSE of log10 energy spectra (decades), ensemble mean vs reference mean", "units": "1"})
     for prefix, diag in (("", diagnostics), ("reference_", reference.diagnostics if reference else None)):
