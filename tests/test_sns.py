@@ -191,3 +191,81 @@ def test_the_energy_spectrum_of_one_mode_is_its_kinetic_energy_in_its_shell():
     assert k[5] == 5.0 and math.isclose(E[5], (25 / 4 + 4 * 25 / 4) / 2, rel_tol=1e-12)
     assert np.allclose(np.delete(E, 5), 0.0, atol=1e-20)
     assert log_spectral_rmse(E + 1, E + 1) == 0.0 and math.isclose(log_spectral_rmse(10 * (E + 1), E + 1), 1.0)
+
+
+# ---- the pointwise UNet surrogate and its training --------------------------------------------
+
+TINY = {"widths": [4, 8, 8], "blocks": 1, "batch": 2, "steps": 8}
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """A 3-trajectory dataset of 8 snapshots of 32^2 (64^2 DNS)."""
+    from hybridsolver_plugins.sns import generate
+
+    folder = str(tmp_path_factory.mktemp("sns_data"))
+    generate.generate(folder, **(SMALL | {"snapshots": 8}))
+    return folder
+
+
+def test_the_curriculum_unrolls_one_to_four_steps_in_quarters():
+    from hybridsolver_plugins.sns.surrogate import curriculum
+
+    assert [curriculum(step, 8) for step in range(8)] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert curriculum(0, 3) == 1 and curriculum(2, 3) == 3
+
+
+def test_the_unrolled_loss_follows_the_model_s_own_predictions():
+    from hybridsolver_plugins.sns.surrogate import Surrogate, unrolled_loss
+
+    model = Surrogate(4.0, 0.5, [4, 8, 8], 1).double()
+    with torch.no_grad():  # Psi = 0: every step returns its input
+        model.net.head[-1].weight.zero_()
+        model.net.head[-1].bias.zero_()
+    frames = torch.randn(3, 5, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        loss = unrolled_loss(model, frames, 3, sigma=0.0)
+    own = sum(((frames[:, 0] - frames[:, t]) ** 2).mean() for t in (1, 2, 3)) / 3 / 0.25
+    assert math.isclose(float(loss), float(own), rel_tol=1e-12)  # teacher forcing would compare x_{t-1}, x_t
+    omega = 4.0 * frames[:, 0]
+    assert torch.equal(model(omega), omega)
+
+
+def test_training_lowers_the_one_step_loss_and_an_interrupted_run_resumes_to_the_same_weights(
+        small_data, tmp_path, monkeypatch, capsys):
+    from hybridsolver_plugins.sns import train
+    from hybridsolver_plugins.sns.data import load_vorticity
+    from hybridsolver_plugins.sns.surrogate import unrolled_loss
+
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY)
+    whole = train.train("unet", small_data, str(tmp_path / "whole"), "tiny", lr=1e-2, checkpoint_every=3,
+                        progress=False)
+    model, record = train.load_model(whole)
+    omega, _, _ = load_vorticity(small_data, "test")
+    assert record["statistics"]["scale"] > 0 and record["steps"] == 8
+    frames = torch.from_numpy(omega / np.float32(record["statistics"]["scale"]))
+    fresh = train.build({**record, "state": train.MODELS["unet"]["build"](TINY, record["statistics"]).state_dict()})
+    with torch.no_grad():
+        before, after = (float(unrolled_loss(m, frames, 1, sigma=0.0)) for m in (fresh, model))
+    assert after < 0.95 * before  # 8 steps of a 4/8/8 network: 0.80 -> 0.75
+
+    loss, calls = train.MODELS["unet"]["loss"], {"n": 0}
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return loss(*args)
+
+    monkeypatch.setitem(train.MODELS["unet"], "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.train("unet", small_data, str(tmp_path / "resumed"), "tiny", lr=1e-2, checkpoint_every=3,
+                    progress=False)
+    monkeypatch.setitem(train.MODELS["unet"], "loss", loss)
+    resumed = train.train("unet", small_data, str(tmp_path / "resumed"), "tiny", lr=1e-2, checkpoint_every=3,
+                          progress=False)
+    a, b = (torch.load(p, weights_only=False)["state"] for p in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    code = train.main(["--model", "unet", "--data", small_data, "--out", str(tmp_path / "whole"),
+                       "--config", "tiny", "--lr", "0.001", "--quiet"])
+    assert code == 2 and "lr = 0.01, now 0.001" in capsys.readouterr().err

@@ -1,0 +1,177 @@
+"""Train a model of the SNS family on the data of ``python -m plugins.sns.generate``.
+
+    python -m plugins.sns.train --model unet [--data data/sns] [--out runs/sns/<model>]
+        [--config cpu|paper] [--steps N] [--batch B] [--lr 5e-4] [--seed 0] [--threads 1]
+        [--checkpoint-every 100] [--device cpu|cuda]
+
+- ``unet``: the pointwise surrogate (:mod:`.surrogate`), the multi-step loss with the
+  unroll length growing 1, 2, 3, 4 over the four quarters of the steps.
+
+Minibatches of windows of consecutive snapshots (trajectory and start drawn uniformly from
+the training split), AdamW at ``--lr`` (the paper's 5e-4).  Fields are divided by the
+training vorticity's std.  Each optimizer step draws from a generator seeded by (seed,
+step), so a run interrupted and continued from ``checkpoint.pt`` (written every
+``--checkpoint-every`` steps; rerun the same command) gives the weights of an
+uninterrupted one; other arguments are refused.  ``log.jsonl`` has a line per
+checkpoint (the mean loss since the last one, seconds); ``model.pt`` at the end holds
+the weights, the configuration, the normalisation and the data's arguments, for
+:mod:`plugins.sns.export` and :mod:`plugins.sns.evaluate`.
+
+``--config cpu`` (the default) is a UNet of widths 16/32/64 (0.30 M parameters) and
+minibatches of 8 windows: one step of the four-step unroll costs about 2 s on one core
+of this machine.  ``--config paper`` has the paper's widths 128/256/512 for a GPU.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hybridsolver.case import CaseError
+
+from .. import recording
+from .data import load_vorticity
+from .surrogate import Surrogate, curriculum, unrolled_loss
+
+CONFIGS = {
+    "cpu": {"widths": [16, 32, 64], "blocks": 2, "batch": 8, "steps": 4000},
+    "paper": {"widths": [128, 256, 512], "blocks": 2, "batch": 32, "steps": 100_000},
+}
+
+
+def statistics(omega):
+    """{'scale': the vorticity's std, 'increment_scale': the std of one snapshot step of
+    the normalised field} of training vorticity ``omega`` (trajectories, T, n, n)."""
+    scale = float(omega.std(dtype=np.float64))
+    increments = np.diff(omega, axis=1) / scale
+    return {"scale": scale, "increment_scale": float(increments.std(dtype=np.float64))}
+
+
+def build_unet(config, stats):
+    return Surrogate(stats["scale"], stats["increment_scale"], config["widths"], config["blocks"])
+
+
+def unet_loss(model, frames, step, steps, generator):
+    return unrolled_loss(model, frames, curriculum(step, steps), generator=generator)
+
+
+MODELS = {"unet": {"build": build_unet, "window": 5, "loss": unet_loss}}
+
+
+def windows(x, batch, length, generator):
+    """``batch`` windows of ``length`` consecutive frames of ``x`` (trajectories, T, n, n):
+    (batch, length, n, n)."""
+    trajectory = torch.randint(x.shape[0], (batch,), generator=generator)
+    start = torch.randint(x.shape[1] - length + 1, (batch,), generator=generator)
+    index = start[:, None] + torch.arange(length)
+    return x[trajectory[:, None], index]
+
+
+def build(record):
+    """The model of a saved ``record`` (``model.pt`` or a checkpoint), in eval mode."""
+    model = MODELS[record["model"]]["build"](record["config"], record["statistics"])
+    model.load_state_dict(record["state"])
+    return model.eval()
+
+
+def load_model(path):
+    """(model in eval mode, saved record) of a ``model.pt`` written by :func:`train`."""
+    if not os.path.isfile(path):
+        raise CaseError(f"{path}: no trained model (train one with python -m plugins.sns.train)")
+    record = torch.load(path, map_location="cpu", weights_only=False)
+    return build(record), record
+
+
+def train(model_name, data, out, config="cpu", steps=None, batch=None, lr=5e-4, seed=0, checkpoint_every=100,
+          progress=True, device="cpu"):
+    """Train (or continue training) into ``out``; returns the path of ``model.pt``."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CaseError(f"--device cuda: torch {torch.__version__} sees no CUDA device")
+    spec, cfg = MODELS[model_name], dict(CONFIGS[config])
+    cfg["steps"], cfg["batch"] = steps or cfg["steps"], batch or cfg["batch"]
+    omega, _, _ = load_vorticity(data, "train")
+    stats = statistics(omega)
+    x = torch.from_numpy(omega / np.float32(stats["scale"])).to(device)
+    del omega
+    torch.manual_seed(seed)
+    model = spec["build"](cfg, stats).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    args = {"model": model_name, "data": os.path.abspath(data), "config": config, "steps": cfg["steps"],
+            "batch": cfg["batch"], "lr": lr, "seed": seed}
+    os.makedirs(out, exist_ok=True)
+    checkpoint_path, log_path = os.path.join(out, "checkpoint.pt"), os.path.join(out, "log.jsonl")
+    step = 0
+    if os.path.isfile(checkpoint_path):
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if saved["args"] != args:
+            changed = next(k for k in args if saved["args"].get(k) != args[k])
+            raise CaseError(f"{checkpoint_path}: made with {changed} = {saved['args'].get(changed)!r}, now "
+                            f"{args[changed]!r} (use another --out, or the same arguments to continue)")
+        model.load_state_dict(saved["state"])
+        optimizer.load_state_dict(saved["optimizer"])
+        step = saved["step"]
+    model.train()
+    losses, started = [], time.perf_counter()
+    with tqdm(total=cfg["steps"], initial=step, disable=not progress, desc=model_name, dynamic_ncols=True) as bar:
+        while step < cfg["steps"]:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            frames = windows(x, cfg["batch"], spec["window"], generator)
+            loss = spec["loss"](model, frames, step, cfg["steps"], generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            if step % checkpoint_every == 0 or step == cfg["steps"]:
+                line = {"step": step, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                record = {"args": args, "model": model_name, "config": cfg, "statistics": stats, "step": step,
+                          "state": model.state_dict(), "optimizer": optimizer.state_dict()}
+                tmp = checkpoint_path + ".tmp"
+                torch.save(record, tmp)
+                os.replace(tmp, checkpoint_path)
+                bar.set_postfix_str(f"loss={line['loss']:.4g}")
+                losses, started = [], time.perf_counter()
+    path = os.path.join(out, "model.pt")
+    torch.save({"args": args, "model": model_name, "config": cfg, "statistics": stats, "steps": step,
+                "state": {k: v.cpu() for k, v in model.state_dict().items()},
+                "data": recording.read_meta(data, "plugins.sns.generate"), "torch": torch.__version__,
+                "device": str(device)}, path)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--data", default="data/sns")
+    parser.add_argument("--out", default=None, help="run folder (default runs/sns/<model>)")
+    parser.add_argument("--config", default="cpu", choices=tuple(CONFIGS))
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the config's)")
+    parser.add_argument("--batch", type=int, default=None, help="windows per minibatch (default: the config's)")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        path = train(args.model, args.data, args.out or os.path.join("runs", "sns", args.model), args.config,
+                     args.steps, args.batch, args.lr, args.seed, args.checkpoint_every, not args.quiet, args.device)
+    except CaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
