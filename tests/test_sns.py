@@ -1,6 +1,7 @@
 """The SNS family's DDPM noise schedules (plugins/sns/schedule.py): the cosine and linear
 tables, the forward marginal and the ancestral reverse step against the closed-form
 Gaussian posterior."""
+import json
 import math
 import os
 
@@ -227,8 +228,6 @@ def test_the_unrolled_loss_follows_the_model_s_own_predictions():
         loss = unrolled_loss(model, frames, 3, sigma=0.0)
     own = sum(((frames[:, 0] - frames[:, t]) ** 2).mean() for t in (1, 2, 3)) / 3 / 0.25
     assert math.isclose(float(loss), float(own), rel_tol=1e-12)  # teacher forcing would compare x_{t-1}, x_t
-    omega = 4.0 * frames[:, 0]
-    assert torch.equal(model(omega), omega)
 
 
 def test_training_lowers_the_one_step_loss_and_an_interrupted_run_resumes_to_the_same_weights(
@@ -269,3 +268,84 @@ def test_training_lowers_the_one_step_loss_and_an_interrupted_run_resumes_to_the
     code = train.main(["--model", "unet", "--data", small_data, "--out", str(tmp_path / "whole"),
                        "--config", "tiny", "--lr", "0.001", "--quiet"])
     assert code == 2 and "lr = 0.01, now 0.001" in capsys.readouterr().err
+
+
+def test_the_exported_surrogate_steps_the_host_s_members_as_the_model_does(small_data, tmp_path, monkeypatch):
+    from hybridsolver import Simulation
+    from hybridsolver.plugin import PluginError
+    from hybridsolver_plugins.sns import export, train
+
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY)
+    run = str(tmp_path / "run")
+    train.train("unet", small_data, run, "tiny", progress=False)
+    path = export.export_model("unet", run, small_data, str(tmp_path))
+    starts = export.export_starts(small_data, str(tmp_path), 3, 4)[0]
+    rows = np.load(starts)
+    assert rows.shape == (3, 32, 32)  # one test trajectory of 8 snapshots: starts 0, 2 and 3
+    model, _ = train.load_model(os.path.join(run, "model.pt"))
+
+    def host(dt, every, members=3, first=0):
+        sim = Simulation.from_case(KOLMOGOROV, {
+            "grid.shape": [32, 32], "initial_condition": {"type": "file", "path": starts}, "time.dt": dt,
+            "time.steps": 4 * every, "ensemble.members": members, "ensemble.first_member": first,
+            "plugins": [{"path": path, "every": every}], "output.fields_every": 0})
+        sim.advance(4 * every)
+        return sim.fields()["vorticity"]
+
+    x = torch.from_numpy(rows[:, None] / model.scale.item()).float()
+    with torch.no_grad():
+        for _ in range(4):
+            x = model.step(x)
+    expected = x[:, 0].double().numpy() * model.scale.item()
+    out = host(0.002, 1)
+    assert np.allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    assert np.array_equal(host(0.001, 2), out)  # calls of every * dt = 0.002
+    assert np.array_equal(host(0.002, 1, members=1, first=2)[0], out[2])
+    with pytest.raises(PluginError, match="not a whole number of the emulator's steps of 0.002"):
+        host(0.003, 1)
+
+
+# ---- the evaluation ---------------------------------------------------------------------------
+
+def test_the_rollout_energy_is_the_host_s_energy_diagnostic():
+    from hybridsolver import Simulation
+    from hybridsolver_plugins.sns.evaluate import kinetic_energy
+
+    n, L = 32, 2 * np.pi
+    x = np.arange(n) * L / n
+    X, Y = np.meshgrid(x, x)
+    assert math.isclose(kinetic_energy(25 * np.sin(3 * X + 4 * Y), (L, L)), 25 / 4, rel_tol=1e-12)
+    sim = Simulation.from_case(KOLMOGOROV, {"grid.shape": [32, 32], "ensemble.members": 2})
+    assert np.allclose(kinetic_energy(sim.fields()["vorticity"], (L, L)), sim.diagnostics()["energy"], rtol=1e-12)
+
+
+def test_the_truth_scored_as_a_rollout_has_no_error_and_the_evaluation_runs_each_model(
+        small_data, tmp_path, monkeypatch):
+    from hybridsolver_plugins.sns import evaluate, export, train
+    from hybridsolver_plugins.sns.data import energy_spectrum, load_vorticity
+
+    monkeypatch.setattr(evaluate, "WINDOW", 4)
+    monkeypatch.setattr(evaluate, "RECORD_EVERY", 1)
+    omega, _, length = load_vorticity(small_data, "test")
+    truth = evaluate.truth_rollout(omega, [(0, 0), (0, 2)], 4, length, 0.002)
+    stationary = {"spectrum": energy_spectrum(truth["records"][:, -1:], length)[1],
+                  "rate": float(truth["rate"][:, -4:].mean()),
+                  "correlation": evaluate.correlation(truth["records"][:, -5:], np.arange(5))}
+    band = (0.9 * truth["energy"].min(), 1.1 * truth["energy"].max())
+    row = evaluate.scores(truth | {"seconds": 1.0, "length": length}, truth, stationary, band, 4)
+    assert row["exit_steps"] == [-1, -1] and row["inside"] == 1.0 and row["finite"] == 2
+    assert row["spectrum_error"] == 0.0 and row["correlation_error_early"] == 0.0 and row["rate_error_early"] == 0.0
+    assert row["correlation_error_late"] < 1e-12 and row["rate_error_late"] < 1e-12
+    # both models of a 3-start evaluation of the tiny surrogate, 4 steps each
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY)
+    train.train("unet", small_data, str(tmp_path / "run"), "tiny", progress=False)
+    path = export.export_model("unet", str(tmp_path / "run"), small_data, str(tmp_path))
+    starts = export.export_starts(small_data, str(tmp_path), 2, 4)[0]
+    case = tmp_path / "case.toml"
+    text = open(os.path.join(os.path.dirname(KOLMOGOROV), "kolmogorov64_sns.toml")).read()
+    case.write_text(text.replace("shape = [64, 64]", "shape = [32, 32]").replace("members = 8", "members = 2"))
+    table = evaluate.evaluate([path, "solver"], small_data, str(case), 4, str(tmp_path / "eval"), starts,
+                              progress=False)
+    assert set(table) == {"truth", "unet.pt", "solver"} and os.path.isfile(tmp_path / "eval" / "rollouts.png")
+    assert all(len(table[m]["exit_steps"]) == 2 and table[m]["ms_per_step"] > 0 for m in ("unet.pt", "solver"))
+    assert json.load(open(tmp_path / "eval" / "evaluation.json")) == json.loads(json.dumps(table))

@@ -117,7 +117,7 @@ class ArtifactHook(Hook):
             x = self.to_tensor(self._inputs(sim, first, first))
             with torch.inference_mode():
                 result = self._module_call(x, self._noise(sim, self.max_batch, sim.step, 0), sim.step, sim, dry, True)
-        except RuntimeError as exc:
+        except (RuntimeError, torch.jit.Error) as exc:  # a scripted module's raise is a torch.jit.Error
             raise PluginError(f"{where}: dry run failed: {str(exc).strip().splitlines()[-1]}") from None
         out = result
         if self.stateful:

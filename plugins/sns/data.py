@@ -53,6 +53,23 @@ def log_spectral_rmse(a, b):
     return float(np.sqrt(np.mean(np.log10(a[keep] / b[keep]) ** 2)))
 
 
+def rollout_starts(test_trajectories, snapshots, count, horizon):
+    """(trajectory, snapshot) of ``count`` initial conditions spread over the test
+    trajectories, each with ``horizon`` true snapshots after it: the same number of
+    starts per trajectory (the first ones get one more when ``count`` does not divide),
+    evenly spaced in [0, snapshots - 1 - horizon].  CaseError if the trajectories are
+    shorter than ``horizon + 1`` snapshots."""
+    last = snapshots - 1 - horizon
+    if last < 0:
+        raise CaseError(f"a rollout of {horizon} steps needs test trajectories of at least {horizon + 1} "
+                        f"snapshots, the data has {snapshots}")
+    starts = []
+    for trajectory in range(test_trajectories):
+        n = count // test_trajectories + (trajectory < count % test_trajectories)
+        starts += [(trajectory, int(round(j * last / max(n - 1, 1)))) for j in range(n)]
+    return starts
+
+
 def summary(folder):
     """{'std', 'spectrum' (k, E)} of ``folder``'s training vorticity."""
     omega, _, length = load_vorticity(folder, "train")

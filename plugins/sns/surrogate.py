@@ -33,11 +33,6 @@ class Surrogate(nn.Module):
         """The next normalised frame (B, 1, n, n)."""
         return x + self.increment_scale * self.net(x)
 
-    def forward(self, omega: torch.Tensor) -> torch.Tensor:
-        """The next vorticity (B, n, n), unnormalised, of the vorticity ``omega`` (B, n, n)."""
-        x = (omega / self.scale).unsqueeze(1).to(self.scale.dtype)
-        return (self.step(x).squeeze(1) * self.scale).to(omega.dtype)
-
 
 def unrolled_loss(model, frames, unroll, sigma=INPUT_NOISE, generator=None):
     """The multi-step loss of a window: ``frames`` (B, >= unroll + 1, n, n) normalised;
