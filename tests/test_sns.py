@@ -4,6 +4,8 @@ Gaussian posterior."""
 import json
 import math
 import os
+import signal
+import tomllib
 
 import numpy as np
 import pytest
@@ -349,3 +351,125 @@ def test_the_truth_scored_as_a_rollout_has_no_error_and_the_evaluation_runs_each
     assert set(table) == {"truth", "unet.pt", "solver"} and os.path.isfile(tmp_path / "eval" / "rollouts.png")
     assert all(len(table[m]["exit_steps"]) == 2 and table[m]["ms_per_step"] > 0 for m in ("unet.pt", "solver"))
     assert json.load(open(tmp_path / "eval" / "evaluation.json")) == json.loads(json.dumps(table))
+
+
+# ---- Thermalizer and the self-refiner --------------------------------------------------------
+
+def _force_levels(head, level):
+    """Make a LevelHead predict ``level`` for any input."""
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.fill_(-10.0)
+        head.linear.bias[level - 1] = 10.0
+
+
+def test_thermalize_denoises_only_frames_classified_above_s_init_down_to_s_stop_with_their_own_noise():
+    from hybridsolver_plugins.sns.thermalizer import Thermalizer
+
+    torch.manual_seed(0)
+    model = Thermalizer([4, 8, 8], 1).double().eval()
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    noise = torch.randn(2, 40, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        _force_levels(model.head, 10)  # s_hat = s_init: kept
+        kept, steps = model.thermalize(x, noise)
+        assert torch.equal(kept, x) and steps.tolist() == [0, 0]
+        _force_levels(model.head, 30)  # 26 reverse steps, 30 -> 4
+        out, steps = model.thermalize(x, noise)
+        assert steps.tolist() == [26, 26] and not torch.allclose(out, x)
+        later = noise.clone()
+        later[:, 26:] += 1.0  # fields after the 26th are not used
+        assert torch.equal(model.thermalize(x, later)[0], out)
+        first = noise.clone()
+        first[1, 0] += 1.0  # member 1's first reverse step: member 0 unchanged
+        changed = model.thermalize(x, first)[0]
+        assert torch.equal(changed[0], out[0]) and not torch.allclose(changed[1], out[1])
+        _force_levels(model.head, 900)  # capped at s_stop + 40 fields of noise
+        assert model.thermalize(x, noise)[1].tolist() == [40, 40]
+
+
+def test_refine_denoises_the_previous_frame_then_the_new_one_from_the_predicted_levels():
+    from hybridsolver_plugins.sns.refiner import SelfRefiner
+
+    torch.manual_seed(0)
+    model = SelfRefiner([4, 8, 8], 1).double().eval()
+    g = torch.Generator().manual_seed(7)
+    x0, prev, cur = (torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=g) for _ in range(3))
+    cap = 8
+    noise = torch.randn(2, 2 + 2 * cap, 16, 16, dtype=torch.float64, generator=g)
+    with torch.no_grad():
+        _force_levels(model.head_t, 3)
+        _force_levels(model.head_prev, 2)
+        out, steps = model.refine(x0, prev, cur, noise)
+        assert steps.tolist() == [5, 5] and out.shape == cur.shape and torch.isfinite(out).all()
+        for slot, used in [(0, True), (1, True), (2, True), (2 + 2, False), (2 + cap, True), (2 + cap + 3, False)]:
+            other = noise.clone()
+            other[:, slot] += 1.0
+            assert torch.equal(model.refine(x0, prev, cur, other)[0], out) != used, slot
+        # the last reverse step of each frame (level 1) adds no noise
+        other = noise.clone()
+        other[:, 2 + 1] += 1.0  # prev's second step, at level 1
+        assert torch.equal(model.refine(x0, prev, cur, other)[0], out)
+
+
+def _forced_run(small_data, tmp_path, model_name, heads, monkeypatch):
+    """Train a tiny ``model_name`` for 2 steps, force its level heads ({head: level}) and
+    export it with a tiny surrogate; returns the artifact and the starts file."""
+    from hybridsolver_plugins.sns import export, train
+
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY | {"steps": 2})
+    for name in ("unet", model_name):
+        if not os.path.isfile(tmp_path / name / "model.pt"):
+            train.train(name, small_data, str(tmp_path / name), "tiny", progress=False)
+    path = tmp_path / model_name / "model.pt"
+    record = torch.load(path, weights_only=False)
+    for head, level in heads.items():
+        record["state"][f"{head}.linear.weight"].zero_()
+        record["state"][f"{head}.linear.bias"].fill_(-10.0)
+        record["state"][f"{head}.linear.bias"][level - 1] = 10.0
+    torch.save(record, path)
+    artifact = export.export_model(model_name, str(tmp_path / model_name), small_data, str(tmp_path),
+                                   str(tmp_path / "unet"))
+    return artifact, export.export_starts(small_data, str(tmp_path), 3, 4)[0]
+
+
+@pytest.mark.parametrize("model_name, heads, steps", [("thermalizer", {"head": 12}, 8),
+                                                     ("sns", {"head_t": 3, "head_prev": 2}, 5)])
+def test_the_refined_emulators_keep_a_member_s_bits_in_any_ensemble_batch_and_across_a_resume(
+        small_data, tmp_path, monkeypatch, model_name, heads, steps):
+    import tomli_w
+    from run_files import assert_same_run_files
+    from test_emulators import _run_until_signal
+
+    from hybridsolver import Simulation
+    from hybridsolver.cli import main
+
+    artifact, starts = _forced_run(small_data, tmp_path, model_name, heads, monkeypatch)
+    with open(os.path.join(os.path.dirname(KOLMOGOROV), "kolmogorov64_sns.toml"), "rb") as f:
+        raw = tomllib.load(f)
+    raw["grid"]["shape"] = [32, 32]
+    raw["initial_condition"]["path"] = starts
+    raw["time"]["steps"] = 6
+    raw["plugins"] = [{"path": artifact, "every": 1}]
+    raw["output"] = {"fields_every": 2, "diagnostics_every": 1, "checkpoint_every": 2}
+    runs = {}
+    for members, max_batch, first in [(3, 1, 0), (3, 2, 0), (3, None, 0), (1, None, 2)]:
+        entry = raw["plugins"][0] | ({"max_batch": max_batch} if max_batch else {})
+        sim = Simulation.from_case(raw | {"plugins": [entry]},
+                                   {"ensemble.members": members, "ensemble.first_member": first})
+        sim.advance(3)
+        runs[(members, max_batch)] = sim.state[2 - first].copy()
+        assert sim.hooks[0].member_state[-1][:, 0].tolist() == [float(steps)] * members
+    state, *others = runs.values()
+    assert all(np.array_equal(s, state) for s in others)
+    if model_name == "thermalizer":
+        return  # stateless but for its step count: the kill and resume is SNS's, whose first frame is state
+    raw["ensemble"]["members"] = 3
+    case = tmp_path / "case.toml"
+    case.write_text(tomli_w.dumps(raw))
+    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+    assert main(["run", str(case), "--out", whole, "--quiet"]) == 0
+    code, err = _run_until_signal(str(case), killed, 5, signal.SIGKILL)
+    assert code == -signal.SIGKILL, err
+    assert main(["run", str(case), "--resume", "--out", killed, "--quiet"]) == 0
+    assert_same_run_files(killed, whole)

@@ -5,6 +5,10 @@
   by ``every * dt`` of model time in emulator steps of the data's snapshot interval
   (``step_dt``, 0.002), so the case's ``every * dt`` must be a whole number of them (the
   dry run refuses others).
+- :class:`ThermalizerEmulator` and :class:`SelfRefiningEmulator`: the surrogate's step
+  refined by Thermalizer or SNS, stochastic, stateful ``replace`` emulators of exactly one
+  emulator step per call.  Their state: SNS's first frame, and the number of reverse
+  steps of each member's last call, which the evaluation's histograms read.
 
 The networks run on chunks of ``CHUNK`` members, the last one padded with zeros: oneDNN
 picks its convolution kernels by the batch size, so a member's bits would otherwise
@@ -12,7 +16,7 @@ change with the size of its ensemble or the host's ``max_batch`` (the host's con
 that batching never changes a member).  8 is the evaluation's number of initial
 conditions; a smaller ensemble pays for 8 members.
 """
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -55,3 +59,69 @@ class SurrogateEmulator(nn.Module):
                 chunk = self.surrogate.step(chunk)
             chunks.append(chunk)
         return torch.cat(chunks)[:x.shape[0]] * self.surrogate.scale
+
+
+def one_step(options: Dict[str, float], step_dt: float):
+    """Refuse calls of more than one emulator step (the refiners' noise is per step)."""
+    if emulator_steps(options, step_dt) != 1:
+        raise RuntimeError(f"every * dt must be the emulator's step {step_dt} (one refined step per call)")
+
+
+class ThermalizerEmulator(nn.Module):
+    """``forward(x, noise, options, state)``: the surrogate's step of x (B, 1, n, n), then
+    :meth:`~.thermalizer.Thermalizer.thermalize` with the host's noise ``noise[0]`` (B, max_steps, n, n)
+    and the sampler's ``s_init``, ``s_stop``; state: the reverse steps of the call (B, 1)."""
+
+    def __init__(self, surrogate, thermalizer, step_dt):
+        super().__init__()
+        self.surrogate = surrogate
+        self.thermalizer = thermalizer
+        self.step_dt = float(step_dt)
+        self.chunk = CHUNK
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float],
+                state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        one_step(options, self.step_dt)
+        rows = x.shape[0]
+        y, z = padded(x / self.surrogate.scale, self.chunk), padded(noise[0], self.chunk)
+        frames: List[torch.Tensor] = []
+        steps: List[torch.Tensor] = []
+        for start in range(0, y.shape[0], self.chunk):
+            frame, used = self.thermalizer.thermalize(self.surrogate.step(y[start:start + self.chunk]),
+                                     z[start:start + self.chunk], int(options["s_init"]), int(options["s_stop"]))
+            frames.append(frame)
+            steps.append(used)
+        return torch.cat(frames)[:rows] * self.surrogate.scale, [torch.cat(steps)[:rows, None].float()]
+
+
+class SelfRefiningEmulator(nn.Module):
+    """``forward(x, noise, options, state)``: the surrogate's step x_t of x = x_{t-1}
+    (B, 1, n, n), refined by :meth:`~.refiner.SelfRefiner.refine` with the rollout's first frame x_0
+    (state 0, (B, 1, n, n) normalised, taken from x on the member's first call) and the
+    host's noise (``renoise`` (B, 2, n, n), ``reverse`` (B, 2, max_level, n, n)); state 1:
+    the reverse steps of the call (B, 1)."""
+
+    def __init__(self, surrogate, refiner, step_dt):
+        super().__init__()
+        self.surrogate = surrogate
+        self.refiner = refiner
+        self.step_dt = float(step_dt)
+        self.chunk = CHUNK
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float],
+                state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        one_step(options, self.step_dt)
+        rows = x.shape[0]
+        prev = x / self.surrogate.scale
+        x0 = prev if options["first"] > 0.5 else state[0]
+        reverse = noise[1].reshape([rows, -1] + noise[1].shape[3:])
+        inputs = [padded(a, self.chunk) for a in (x0, prev, torch.cat([noise[0], reverse], 1))]
+        frames: List[torch.Tensor] = []
+        steps: List[torch.Tensor] = []
+        for start in range(0, inputs[0].shape[0], self.chunk):
+            end = start + self.chunk
+            cur = self.surrogate.step(inputs[1][start:end])
+            frame, used = self.refiner.refine(inputs[0][start:end], inputs[1][start:end], cur, inputs[2][start:end])
+            frames.append(frame)
+            steps.append(used)
+        return torch.cat(frames)[:rows] * self.surrogate.scale, [x0, torch.cat(steps)[:rows, None].float()]

@@ -1,14 +1,19 @@
 """Export trained SNS-family models as hybridsolver artifacts, and the rollouts' starts.
 
-    python -m plugins.sns.export --model unet [--run runs/sns/unet] [--data data/sns]
-        [--out plugins/sns/artifacts]
+    python -m plugins.sns.export --model unet|thermalizer|sns [--run runs/sns/<model>]
+        [--surrogate runs/sns/unet] [--data data/sns] [--out plugins/sns/artifacts]
     python -m plugins.sns.export --starts [--count 8] [--horizon 3000] [--data data/sns]
 
 ``--model unet`` writes ``unet.pt`` (registered as ``sns_unet``): the pointwise surrogate
 as a stateless ``replace`` emulator (:class:`~.emulators.SurrogateEmulator`, float32,
 physical vorticity in and out, one emulator step per snapshot interval of the data).
-Its manifest carries the data's case and arguments, the training command, seed and
-last log line.
+``--model thermalizer`` and ``--model sns`` write ``thermalizer.pt`` (``sns_thermalizer``)
+and ``sns.pt`` (``sns_refined``): the surrogate of ``--surrogate`` refined by the trained
+model (:class:`~.emulators.ThermalizerEmulator`, :class:`~.emulators.SelfRefiningEmulator`),
+stochastic and stateful, with the sampler defaults of :data:`SAMPLERS` (Thermalizer's
+s_init = 10 and s_stop = 4, at most 40 reverse steps; SNS's levels at most 32).  Each
+manifest carries the data's case and arguments, and for every trained part its
+training command, seed and last log line.
 
 ``--starts`` writes ``starts.npy``: (count, 64, 64) float64, the test vorticity at the
 rollouts' initial conditions (:func:`.data.rollout_starts`: spread over the test
@@ -30,7 +35,7 @@ from hybridsolver.plugin import export
 
 from .. import recording
 from .data import load_vorticity, rollout_starts
-from .emulators import SurrogateEmulator
+from .emulators import SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
 from .registry import ARTIFACTS
 from .train import load_model
 
@@ -42,25 +47,53 @@ def _last_log(run):
     return json.loads(lines[-1]) if lines else {}
 
 
-def manifest(record, meta, log, step_dt):
-    """The manifest of the trained surrogate ``record`` (``model.pt``) on data ``meta``."""
+SAMPLERS = {"thermalizer": {"s_init": 10, "s_stop": 4, "max_steps": 40}, "sns": {"max_level": 32}}
+NAMES = {"unet": "sns_unet", "thermalizer": "sns_thermalizer", "sns": "sns_refined"}
+DESCRIPTIONS = {
+    "unet": "pointwise UNet surrogate of Kolmogorov flow at Re 1e4 (the SNS paper's baseline): "
+            "omega_(t+1) = omega_t + Psi(omega_t)",
+    "thermalizer": "the pointwise UNet surrogate's step thermalized (Pedersen et al.): frames the noise-level "
+                   "classifier puts above s_init are denoised to s_stop",
+    "sns": "self-refining neural surrogate (Liu et al., Algorithm 1 path A): the pointwise UNet surrogate's step "
+           "re-noised to the levels the network predicts and denoised, the previous frame first",
+}
+
+
+def model_keys(model_name, n):
+    """The manifest keys that differ between the models (noise, sampler, state) on an n-grid."""
+    if model_name == "unet":
+        return {"stochastic": False, "noise": [], "sampler": {}}
+    steps = {"name": "reverse_steps", "shape": [1], "dtype": "float32"}
+    if model_name == "thermalizer":
+        return {"stochastic": True, "noise": [{"name": "reverse", "shape": ["max_steps"] + n}],
+                "sampler": SAMPLERS["thermalizer"], "state": [steps]}
+    return {"stochastic": True, "noise": [{"name": "renoise", "shape": [2] + n},
+                                          {"name": "reverse", "shape": [2, "max_level"] + n}],
+            "sampler": SAMPLERS["sns"], "state": [{"name": "first_frame", "shape": [1] + n, "dtype": "float32"}, steps]}
+
+
+def command(record):
     args = record["args"]
-    n = meta["coarse_shape"]
+    return (f"python -m plugins.sns.train --model {args['model']} --data DATA --config {args['config']} "
+            f"--steps {args['steps']} --batch {args['batch']} --lr {args['lr']} --seed {args['seed']}")
+
+
+def manifest(model_name, records, meta, logs, step_dt):
+    """The manifest of ``model_name`` made of the trained ``records`` ({'unet': ..., and
+    the refiner's}: their ``model.pt``) on data ``meta`` with their last ``logs`` lines."""
+    n = list(meta["coarse_shape"])
     io = [{"field": "vorticity", "space": "physical", "units": "1/time"}]
     return {
-        "name": "sns_unet", "version": "1.0", "kind": "emulator", "callsite": "replace",
-        "description": ("pointwise UNet surrogate of Kolmogorov flow at Re 1e4 (the SNS paper's baseline): "
-                        f"omega_(t+1) = omega_t + Psi(omega_t), one step per {step_dt} of model time"),
-        "equation": "navier_stokes2d", "grid": {"shape": list(n), "length": [2 * np.pi, 2 * np.pi]},
+        "name": NAMES[model_name], "version": "1.0", "kind": "emulator", "callsite": "replace",
+        "description": f"{DESCRIPTIONS[model_name]}; one step per {step_dt} of model time",
+        "equation": "navier_stokes2d", "grid": {"shape": n, "length": [2 * np.pi, 2 * np.pi]},
         "inputs": io, "outputs": io, "dtype": "float32", "devices": ["cpu", "cuda"], "every": 1,
-        "stochastic": False, "noise": [], "sampler": {},
+        **model_keys(model_name, n),
         "provenance": {
-            "trained": True, "config": record["config"], "statistics": record["statistics"],
-            "torch": record["torch"], "device": record["device"], "emulator_dt": step_dt,
-            "command": (f"python -m plugins.sns.train --model {args['model']} --data DATA --config {args['config']} "
-                        f"--steps {args['steps']} --batch {args['batch']} --lr {args['lr']} --seed {args['seed']}"),
+            "trained": True, "emulator_dt": step_dt, "statistics": records["unet"]["statistics"],
+            "models": {name: {"config": r["config"], "command": command(r), "torch": r["torch"], "device": r["device"],
+                              "training_log": logs[name]} for name, r in records.items()},
             "data": {"generator": "python -m plugins.sns.generate", "arguments": meta},
-            "training_log": log,
         },
     }
 
@@ -70,13 +103,22 @@ def snapshot_dt(meta):
     return meta["every_steps"] * tomllib.loads(meta["case"])["time"]["dt"]
 
 
-def export_model(model_name, run, data, out):
-    """Write ``<model>.pt``; returns its path."""
-    model, record = load_model(os.path.join(run, "model.pt"))
+def export_model(model_name, run, data, out, surrogate_run=None):
+    """Write ``<model>.pt`` of the run ``run`` (the refiners' surrogate: ``surrogate_run``);
+    returns its path."""
+    runs = {"unet": run} if model_name == "unet" else {"unet": surrogate_run, model_name: run}
+    models, records = {}, {}
+    for name, folder in runs.items():
+        models[name], records[name] = load_model(os.path.join(folder, "model.pt"))
+        if records[name]["model"] != name:
+            raise CaseError(f"{folder}/model.pt: a {records[name]['model']} model, expected {name}")
     meta = recording.read_meta(data, "plugins.sns.generate")
     step_dt = snapshot_dt(meta)
+    module = {"unet": lambda: SurrogateEmulator(models["unet"], step_dt),
+              "thermalizer": lambda: ThermalizerEmulator(models["unet"], models.get("thermalizer"), step_dt),
+              "sns": lambda: SelfRefiningEmulator(models["unet"], models.get("sns"), step_dt)}[model_name]()
     path = os.path.join(out, f"{model_name}.pt")
-    export(SurrogateEmulator(model, step_dt), manifest(record, meta, _last_log(run), step_dt), path)
+    export(module, manifest(model_name, records, meta, {k: _last_log(v) for k, v in runs.items()}, step_dt), path)
     return path
 
 
@@ -94,9 +136,10 @@ def export_starts(data, out, count, horizon):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("unet",), help="the model to export")
+    parser.add_argument("--model", choices=tuple(NAMES), help="the model to export")
     parser.add_argument("--starts", action="store_true", help="write the rollouts' initial conditions instead")
     parser.add_argument("--run", help="the train --out folder (default runs/sns/<model>)")
+    parser.add_argument("--surrogate", help="the refiners' surrogate: its train --out folder (default runs/sns/unet)")
     parser.add_argument("--data", default="data/sns")
     parser.add_argument("--out", default=ARTIFACTS)
     parser.add_argument("--count", type=int, default=8, help="initial conditions (default 8)")
@@ -110,7 +153,7 @@ def main(argv=None):
             paths = export_starts(args.data, args.out, args.count, args.horizon)
         else:
             paths = [export_model(args.model, args.run or os.path.join("runs", "sns", args.model), args.data,
-                                  args.out)]
+                                  args.out, args.surrogate or os.path.join("runs", "sns", "unet"))]
     except CaseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,11 +1,15 @@
 """Train a model of the SNS family on the data of ``python -m plugins.sns.generate``.
 
-    python -m plugins.sns.train --model unet [--data data/sns] [--out runs/sns/<model>]
+    python -m plugins.sns.train --model unet|thermalizer|sns [--data data/sns] [--out runs/sns/<model>]
         [--config cpu|paper] [--steps N] [--batch B] [--lr 5e-4] [--seed 0] [--threads 1]
         [--checkpoint-every 100] [--device cpu|cuda]
 
 - ``unet``: the pointwise surrogate (:mod:`.surrogate`), the multi-step loss with the
-  unroll length growing 1, 2, 3, 4 over the four quarters of the steps.
+  unroll length growing 1, 2, 3, 4 over the four quarters of the steps;
+- ``thermalizer``: the unconditional DDPM with its level classifier (:mod:`.thermalizer`),
+  on single snapshots;
+- ``sns``: the self-refining network (:mod:`.refiner`) on pairs one snapshot apart, with a
+  clean frame drawn from anywhere in the training data.
 
 Minibatches of windows of consecutive snapshots (trajectory and start drawn uniformly from
 the training split), AdamW at ``--lr`` (the paper's 5e-4).  Fields are divided by the
@@ -35,7 +39,9 @@ from hybridsolver.case import CaseError
 
 from .. import recording
 from .data import load_vorticity
+from .refiner import SelfRefiner, sns_loss
 from .surrogate import Surrogate, curriculum, unrolled_loss
+from .thermalizer import Thermalizer, thermalizer_loss
 
 CONFIGS = {
     "cpu": {"widths": [16, 32, 64], "blocks": 2, "batch": 8, "steps": 4000},
@@ -55,11 +61,32 @@ def build_unet(config, stats):
     return Surrogate(stats["scale"], stats["increment_scale"], config["widths"], config["blocks"])
 
 
-def unet_loss(model, frames, step, steps, generator):
-    return unrolled_loss(model, frames, curriculum(step, steps), generator=generator)
+def unet_batch(x, batch, generator):
+    return (windows(x, batch, 5, generator),)
 
 
-MODELS = {"unet": {"build": build_unet, "window": 5, "loss": unet_loss}}
+def unet_loss(model, batch, step, steps, generator):
+    return unrolled_loss(model, batch[0], curriculum(step, steps), generator=generator)
+
+
+def thermalizer_batch(x, batch, generator):
+    return (windows(x, batch, 1, generator),)
+
+
+def sns_batch(x, batch, generator):
+    """(pairs (B, 2, n, n), a clean frame of anywhere in the data (B, 1, n, n))."""
+    return windows(x, batch, 2, generator), windows(x, batch, 1, generator)
+
+
+MODELS = {
+    "unet": {"build": build_unet, "batch": unet_batch, "loss": unet_loss},
+    "thermalizer": {"build": lambda config, stats: Thermalizer(config["widths"], config["blocks"]),
+                    "batch": thermalizer_batch,
+                    "loss": lambda model, batch, step, steps, generator: thermalizer_loss(model, batch[0], generator)},
+    "sns": {"build": lambda config, stats: SelfRefiner(config["widths"], config["blocks"]), "batch": sns_batch,
+            "loss": lambda model, batch, step, steps, generator: sns_loss(
+                model, batch[1], batch[0][:, :1], batch[0][:, 1:], generator)},
+}
 
 
 def windows(x, batch, length, generator):
@@ -120,8 +147,7 @@ def train(model_name, data, out, config="cpu", steps=None, batch=None, lr=5e-4, 
     with tqdm(total=cfg["steps"], initial=step, disable=not progress, desc=model_name, dynamic_ncols=True) as bar:
         while step < cfg["steps"]:
             generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            frames = windows(x, cfg["batch"], spec["window"], generator)
-            loss = spec["loss"](model, frames, step, cfg["steps"], generator)
+            loss = spec["loss"](model, spec["batch"](x, cfg["batch"], generator), step, cfg["steps"], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
