@@ -198,7 +198,8 @@ def test_the_energy_spectrum_of_one_mode_is_its_kinetic_energy_in_its_shell():
 
 # ---- the pointwise UNet surrogate and its training --------------------------------------------
 
-TINY = {"widths": [4, 8, 8], "blocks": 1, "batch": 2, "steps": 8}
+TINY = {"widths": [4, 8, 8], "blocks": 1, "batch": {"unet": 2, "thermalizer": 2, "sns": 2},
+        "steps": {"unet": 8, "thermalizer": 8, "sns": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -417,25 +418,27 @@ def _forced_run(small_data, tmp_path, model_name, heads, monkeypatch):
     export it with a tiny surrogate; returns the artifact and the starts file."""
     from hybridsolver_plugins.sns import export, train
 
-    monkeypatch.setitem(train.CONFIGS, "tiny", TINY | {"steps": 2})
-    for name in ("unet", model_name):
+    monkeypatch.setitem(train.CONFIGS, "tiny", TINY | {"steps": {name: 2 for name in TINY["steps"]}})
+    for name in export.PARTS[model_name]:
         if not os.path.isfile(tmp_path / name / "model.pt"):
             train.train(name, small_data, str(tmp_path / name), "tiny", progress=False)
-    path = tmp_path / model_name / "model.pt"
+    trained = export.PARTS[model_name][-1]
+    path = tmp_path / trained / "model.pt"
     record = torch.load(path, weights_only=False)
     for head, level in heads.items():
         record["state"][f"{head}.linear.weight"].zero_()
         record["state"][f"{head}.linear.bias"].fill_(-10.0)
         record["state"][f"{head}.linear.bias"][level - 1] = 10.0
     torch.save(record, path)
-    artifact = export.export_model(model_name, str(tmp_path / model_name), small_data, str(tmp_path),
+    artifact = export.export_model(model_name, str(tmp_path / trained), small_data, str(tmp_path),
                                    str(tmp_path / "unet"))
     return artifact, export.export_starts(small_data, str(tmp_path), 3, 4)[0]
 
 
 @pytest.mark.parametrize("model_name, heads, steps", [("thermalizer", {"head": 12}, 8),
-                                                     ("sns", {"head_t": 3, "head_prev": 2}, 5)])
-def test_the_refined_emulators_keep_a_member_s_bits_in_any_ensemble_batch_and_across_a_resume(
+                                                     ("sns", {"head_t": 3, "head_prev": 2}, 5),
+                                                     ("corrector", {"head_t": 2, "head_prev": 1}, 3)])
+def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_across_a_resume(
         small_data, tmp_path, monkeypatch, model_name, heads, steps):
     import tomli_w
     from run_files import assert_same_run_files
@@ -453,6 +456,9 @@ def test_the_refined_emulators_keep_a_member_s_bits_in_any_ensemble_batch_and_ac
     raw["plugins"] = [{"path": artifact, "every": 1}]
     raw["output"] = {"fields_every": 2, "diagnostics_every": 1, "checkpoint_every": 2}
     runs = {}
+    if model_name == "corrector":  # refining the solver's steps
+        solver = Simulation.from_case(raw | {"plugins": []}, {"ensemble.members": 3})
+        solver.advance(3)
     for members, max_batch, first in [(3, 1, 0), (3, 2, 0), (3, None, 0), (1, None, 2)]:
         entry = raw["plugins"][0] | ({"max_batch": max_batch} if max_batch else {})
         sim = Simulation.from_case(raw | {"plugins": [entry]},
@@ -462,8 +468,10 @@ def test_the_refined_emulators_keep_a_member_s_bits_in_any_ensemble_batch_and_ac
         assert sim.hooks[0].member_state[-1][:, 0].tolist() == [float(steps)] * members
     state, *others = runs.values()
     assert all(np.array_equal(s, state) for s in others)
-    if model_name == "thermalizer":
-        return  # stateless but for its step count: the kill and resume is SNS's, whose first frame is state
+    if model_name == "corrector":
+        assert sim.hooks[0].manifest["callsite"] == "post_step" and not np.allclose(solver.state[2], state)
+    if model_name != "sns":
+        return  # the kill and resume is SNS's, whose first frame is state
     raw["ensemble"]["members"] = 3
     case = tmp_path / "case.toml"
     case.write_text(tomli_w.dumps(raw))

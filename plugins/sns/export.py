@@ -5,13 +5,17 @@
     python -m plugins.sns.export --starts [--count 8] [--horizon 3000] [--data data/sns]
 
 ``--model unet`` writes ``unet.pt`` (registered as ``sns_unet``): the pointwise surrogate
-as a stateless ``replace`` emulator (:class:`~.emulators.SurrogateEmulator`, float32,
+as a stateless ``replace`` emulator (:class:`~.exported.SurrogateEmulator`, float32,
 physical vorticity in and out, one emulator step per snapshot interval of the data).
 ``--model thermalizer`` and ``--model sns`` write ``thermalizer.pt`` (``sns_thermalizer``)
 and ``sns.pt`` (``sns_refined``): the surrogate of ``--surrogate`` refined by the trained
-model (:class:`~.emulators.ThermalizerEmulator`, :class:`~.emulators.SelfRefiningEmulator`),
+model (:class:`~.exported.ThermalizerEmulator`, :class:`~.exported.SelfRefiningEmulator`),
 stochastic and stateful, with the sampler defaults of :data:`SAMPLERS` (Thermalizer's
-s_init = 10 and s_stop = 4, at most 40 reverse steps; SNS's levels at most 32).  Each
+s_init = 10 and s_stop = 4, at most 40 reverse steps; SNS's levels at most 32).
+``--model corrector`` writes ``corrector.pt`` (``sns_corrector``) of the SNS run: SNS
+refining a solver's steps, a ``post_step`` refiner
+(:class:`~.exported.SelfRefiningCorrector`, the new vorticity and the one before the step
+in).  Each
 manifest carries the data's case and arguments, and for every trained part its
 training command, seed and last log line.
 
@@ -35,7 +39,7 @@ from hybridsolver.plugin import export
 
 from .. import recording
 from .data import load_vorticity, rollout_starts
-from .emulators import SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
+from .exported import SelfRefiningCorrector, SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
 from .registry import ARTIFACTS
 from .train import load_model
 
@@ -47,8 +51,9 @@ def _last_log(run):
     return json.loads(lines[-1]) if lines else {}
 
 
+PARTS = {"unet": ["unet"], "thermalizer": ["unet", "thermalizer"], "sns": ["unet", "sns"], "corrector": ["sns"]}
 SAMPLERS = {"thermalizer": {"s_init": 10, "s_stop": 4, "max_steps": 40}, "sns": {"max_level": 32}}
-NAMES = {"unet": "sns_unet", "thermalizer": "sns_thermalizer", "sns": "sns_refined"}
+NAMES = {"unet": "sns_unet", "thermalizer": "sns_thermalizer", "sns": "sns_refined", "corrector": "sns_corrector"}
 DESCRIPTIONS = {
     "unet": "pointwise UNet surrogate of Kolmogorov flow at Re 1e4 (the SNS paper's baseline): "
             "omega_(t+1) = omega_t + Psi(omega_t)",
@@ -56,6 +61,8 @@ DESCRIPTIONS = {
                    "classifier puts above s_init are denoised to s_stop",
     "sns": "self-refining neural surrogate (Liu et al., Algorithm 1 path A): the pointwise UNet surrogate's step "
            "re-noised to the levels the network predicts and denoised, the previous frame first",
+    "corrector": "self-refining neural surrogate (Liu et al.) refining a solver's step: the new frame and the one "
+                 "before it re-noised to the levels the network predicts and denoised, the previous frame first",
 }
 
 
@@ -67,9 +74,13 @@ def model_keys(model_name, n):
     if model_name == "thermalizer":
         return {"stochastic": True, "noise": [{"name": "reverse", "shape": ["max_steps"] + n}],
                 "sampler": SAMPLERS["thermalizer"], "state": [steps]}
-    return {"stochastic": True, "noise": [{"name": "renoise", "shape": [2] + n},
+    keys = {"stochastic": True, "noise": [{"name": "renoise", "shape": [2] + n},
                                           {"name": "reverse", "shape": [2, "max_level"] + n}],
             "sampler": SAMPLERS["sns"], "state": [{"name": "first_frame", "shape": [1] + n, "dtype": "float32"}, steps]}
+    if model_name == "corrector":
+        vorticity = {"field": "vorticity", "space": "physical", "units": "1/time"}
+        keys |= {"kind": "refiner", "callsite": "post_step", "inputs": [vorticity, vorticity | {"at": "previous"}]}
+    return keys
 
 
 def command(record):
@@ -90,7 +101,7 @@ def manifest(model_name, records, meta, logs, step_dt):
         "inputs": io, "outputs": io, "dtype": "float32", "devices": ["cpu", "cuda"], "every": 1,
         **model_keys(model_name, n),
         "provenance": {
-            "trained": True, "emulator_dt": step_dt, "statistics": records["unet"]["statistics"],
+            "trained": True, "emulator_dt": step_dt, "statistics": next(iter(records.values()))["statistics"],
             "models": {name: {"config": r["config"], "command": command(r), "torch": r["torch"], "device": r["device"],
                               "training_log": logs[name]} for name, r in records.items()},
             "data": {"generator": "python -m plugins.sns.generate", "arguments": meta},
@@ -106,7 +117,8 @@ def snapshot_dt(meta):
 def export_model(model_name, run, data, out, surrogate_run=None):
     """Write ``<model>.pt`` of the run ``run`` (the refiners' surrogate: ``surrogate_run``);
     returns its path."""
-    runs = {"unet": run} if model_name == "unet" else {"unet": surrogate_run, model_name: run}
+    parts = PARTS[model_name]  # the trained model of ``run`` last
+    runs = {name: run if name == parts[-1] else surrogate_run for name in parts}
     models, records = {}, {}
     for name, folder in runs.items():
         models[name], records[name] = load_model(os.path.join(folder, "model.pt"))
@@ -115,8 +127,9 @@ def export_model(model_name, run, data, out, surrogate_run=None):
     meta = recording.read_meta(data, "plugins.sns.generate")
     step_dt = snapshot_dt(meta)
     module = {"unet": lambda: SurrogateEmulator(models["unet"], step_dt),
-              "thermalizer": lambda: ThermalizerEmulator(models["unet"], models.get("thermalizer"), step_dt),
-              "sns": lambda: SelfRefiningEmulator(models["unet"], models.get("sns"), step_dt)}[model_name]()
+              "corrector": lambda: SelfRefiningCorrector(models["sns"], records["sns"]["statistics"]["scale"]),
+              "thermalizer": lambda: ThermalizerEmulator(models["unet"], models["thermalizer"], step_dt),
+              "sns": lambda: SelfRefiningEmulator(models["unet"], models["sns"], step_dt)}[model_name]()
     path = os.path.join(out, f"{model_name}.pt")
     export(module, manifest(model_name, records, meta, {k: _last_log(v) for k, v in runs.items()}, step_dt), path)
     return path

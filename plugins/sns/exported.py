@@ -9,6 +9,8 @@
   refined by Thermalizer or SNS, stochastic, stateful ``replace`` emulators of exactly one
   emulator step per call.  Their state: SNS's first frame, and the number of reverse
   steps of each member's last call, which the evaluation's histograms read.
+- :class:`SelfRefiningCorrector`: SNS as a ``post_step`` refiner of a solver's steps (the
+  new state and the one before it in, the refined new state out).
 
 The networks run on chunks of ``CHUNK`` members, the last one padded with zeros: oneDNN
 picks its convolution kernels by the batch size, so a member's bits would otherwise
@@ -125,3 +127,35 @@ class SelfRefiningEmulator(nn.Module):
             frames.append(frame)
             steps.append(used)
         return torch.cat(frames)[:rows] * self.surrogate.scale, [x0, torch.cat(steps)[:rows, None].float()]
+
+
+class SelfRefiningCorrector(nn.Module):
+    """``forward(x, noise, options, state)``: SNS refining a solver's step, a ``post_step``
+    refiner.  x (B, 2, n, n) holds the new vorticity x_t and the one before the step
+    x_{t-1} (channels 0 and 1); returns x_t refined by :meth:`~.refiner.SelfRefiner.refine`
+    (B, 1, n, n) with the first frame x_0 (state 0: the member's x_{t-1} at its first
+    call) and the host's noise as :class:`SelfRefiningEmulator`'s; state 1: the reverse
+    steps of the call (B, 1)."""
+
+    def __init__(self, refiner, scale):
+        super().__init__()
+        self.refiner = refiner
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.chunk = CHUNK
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float],
+                state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        rows = x.shape[0]
+        y = x / self.scale
+        x0 = y[:, 1:] if options["first"] > 0.5 else state[0]
+        reverse = noise[1].reshape([rows, -1] + noise[1].shape[3:])
+        inputs = [padded(a, self.chunk) for a in (x0, y, torch.cat([noise[0], reverse], 1))]
+        frames: List[torch.Tensor] = []
+        steps: List[torch.Tensor] = []
+        for start in range(0, inputs[0].shape[0], self.chunk):
+            end = start + self.chunk
+            pair = inputs[1][start:end]
+            frame, used = self.refiner.refine(inputs[0][start:end], pair[:, 1:], pair[:, :1], inputs[2][start:end])
+            frames.append(frame)
+            steps.append(used)
+        return torch.cat(frames)[:rows] * self.scale, [x0, torch.cat(steps)[:rows, None].float()]
