@@ -25,7 +25,10 @@ Scores (per model, into ``OUT/evaluation.json``, figures ``OUT/*.png``):
   difference of the members' mean C(tau) (:func:`hybridsolver.stability.spatiotemporal_correlation`),
   and the relative error of the mean rate of change R (mean |x_{t+1} - x_t| / Delta t);
 - ``ms_per_step``: wall time of one step of the whole ensemble (the host's call and its
-  plugin), without the evaluation's own recording.
+  plugin), without the evaluation's own recording;
+- ``reverse_steps_histogram`` (Thermalizer, SNS): counts of the reverse (denoising) steps
+  a member's emulator step took, 0, 1, 2, ... (the paper's Fig. 7), over every member and
+  step, from the plugin's ``reverse_steps`` state.
 
 Members that stop being finite are left out of the spectra, C and R (``finite`` counts
 the ones kept).
@@ -75,11 +78,14 @@ def rollout(case, model, starts_path, steps, progress=True):
     length = sim.grid.length
     omega = sim.fields()["vorticity"]
     energy, rate, records = [kinetic_energy(omega, length)], [], [omega.astype(np.float32)]
-    seconds = 0.0
+    seconds, reverse = 0.0, []
+    counter = reverse_step_counter(sim)
     for step in tqdm(range(1, steps + 1), disable=not progress, desc=model, dynamic_ncols=True):
         started = time.perf_counter()
         sim.advance(1)
         seconds += time.perf_counter() - started
+        if counter is not None:
+            reverse.append(counter())
         new = sim.fields()["vorticity"]
         with np.errstate(invalid="ignore", over="ignore"):
             energy.append(kinetic_energy(new, length))
@@ -88,7 +94,22 @@ def rollout(case, model, starts_path, steps, progress=True):
             records.append(new.astype(np.float32))
         omega = new
     return {"energy": np.stack(energy, 1), "rate": np.stack(rate, 1), "records": np.stack(records, 1),
-            "seconds": seconds, "dt": sim.dt, "length": length}
+            "seconds": seconds, "dt": sim.dt, "length": length,
+            "reverse_steps": np.stack(reverse, 1) if reverse else None}
+
+
+def reverse_step_counter(sim):
+    """A function returning the members' reverse steps (M,) of the last call of the
+    simulation's plugin, if it keeps them in its ``reverse_steps`` state (Thermalizer,
+    SNS); else None."""
+    if not sim.hooks or not hasattr(sim.hooks[0], "state_specs"):
+        return None
+    hook = sim.hooks[0]
+    names = [name for name, _, _ in hook.state_specs]
+    if "reverse_steps" not in names:
+        return None
+    index = names.index("reverse_steps")
+    return lambda: hook.member_state[index][:, 0].cpu().numpy().astype(np.int64)
 
 
 def truth_rollout(omega, starts, steps, length, dt):
@@ -124,6 +145,8 @@ def scores(run, truth, stationary, band, steps):
     late_records = run["records"][finite, -window - 1:]
     out = {"exit_steps": exits.tolist(), "inside": float(np.mean(exits == NEVER)), "finite": int(finite.sum()),
            "ms_per_step": 1e3 * run["seconds"] / steps}
+    if run.get("reverse_steps") is not None:
+        out["reverse_steps_histogram"] = np.bincount(run["reverse_steps"].ravel()).tolist()
     if not finite.any():
         return out
     tail = max(1, run["records"].shape[1] // 10)
@@ -172,6 +195,7 @@ def evaluate(models, data, case=CASE, steps=3000, out="runs/sns/evaluation", sta
         with open(os.path.join(out, "evaluation.json"), "w") as f:
             json.dump(table, f, indent=1)
     plot(runs, truth, table, band, os.path.join(out, "rollouts.png"))
+    plot_reverse_steps(table, os.path.join(out, "reverse_steps.png"))
     return table
 
 
@@ -204,6 +228,27 @@ def plot(runs, truth, table, band, path):
     axes[3].set(xlabel="step", ylabel="R(t)", yscale="log")
     for ax in axes:
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reverse_steps(table, path):
+    """The histograms of reverse steps per emulator step of the models that report them."""
+    rows = {name: row["reverse_steps_histogram"] for name, row in table.items() if "reverse_steps_histogram" in row}
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, counts in rows.items():
+        counts = np.asarray(counts, dtype=float)
+        ax.bar(np.arange(len(counts)), counts / counts.sum(), alpha=0.6, label=name)
+    ax.set(xlabel="reverse steps per emulator step", ylabel="fraction of member-steps")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
