@@ -41,6 +41,8 @@ setup(
            for name in ("linear_decay", "stochastic_relaxation", "band_refiner")]
         + [f"{name} = hybridsolver_plugins.latent_sde.registry:{name}"
            for name in ("latent_sde_kdv", "latent_sde_kdv_eta0", "latent_sde_burgers2d_eta0",
-                         "latent_sde_cylinder_eta0")],
+                         "latent_sde_cylinder_eta0")]
+        + [f"{name} = hybridsolver_plugins.sns.registry:{name}"
+           for name in ("sns_unet", "sns_refined", "sns_corrector")],
     },
 )

@@ -198,8 +198,8 @@ def test_the_energy_spectrum_of_one_mode_is_its_kinetic_energy_in_its_shell():
 
 # ---- the pointwise UNet surrogate and its training --------------------------------------------
 
-TINY = {"widths": [4, 8, 8], "blocks": 1, "batch": {"unet": 2, "thermalizer": 2, "sns": 2},
-        "steps": {"unet": 8, "thermalizer": 8, "sns": 8}}
+TINY = {"widths": [4, 8, 8], "blocks": 1, "batch": {"unet": 2, "thermalizer": 2, "sns": 2, "acdm": 2},
+        "steps": {"unet": 8, "thermalizer": 8, "sns": 8, "acdm": 8}, "acdm_levels": 25}
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +437,8 @@ def _forced_run(small_data, tmp_path, model_name, heads, monkeypatch):
 
 @pytest.mark.parametrize("model_name, heads, steps", [("thermalizer", {"head": 12}, 8),
                                                      ("sns", {"head_t": 3, "head_prev": 2}, 5),
-                                                     ("corrector", {"head_t": 2, "head_prev": 1}, 3)])
+                                                     ("corrector", {"head_t": 2, "head_prev": 1}, 3),
+                                                     ("acdm", {}, None)])
 def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_across_a_resume(
         small_data, tmp_path, monkeypatch, model_name, heads, steps):
     import tomli_w
@@ -466,7 +467,8 @@ def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_acr
                                    {"ensemble.members": members, "ensemble.first_member": first})
         sim.advance(3)
         runs[(members, max_batch)] = sim.state[2 - first].copy()
-        assert reverse_step_counter(sim)().tolist() == [steps] * members  # what the evaluation histograms
+        if steps is not None:
+            assert reverse_step_counter(sim)().tolist() == [steps] * members  # what the evaluation histograms
     state, *others = runs.values()
     assert all(np.array_equal(s, state) for s in others)
     if model_name == "corrector":
@@ -482,3 +484,31 @@ def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_acr
     assert code == -signal.SIGKILL, err
     assert main(["run", str(case), "--resume", "--out", killed, "--quiet"]) == 0
     assert_same_run_files(killed, whole)
+
+
+def test_acdm_samples_from_pure_noise_with_a_fresh_noisy_conditioning_copy_at_every_level():
+    from hybridsolver_plugins.sns.acdm import ACDM
+
+    torch.manual_seed(0)
+    model = ACDM([4, 8, 8], 1, levels=50).double().eval()
+    g = torch.Generator().manual_seed(8)
+    prev = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=g)
+    initial = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=g)
+    cond, reverse = (torch.randn(2, 50, 16, 16, dtype=torch.float64, generator=g) for _ in range(2))
+    seen = []
+    forward = model.forward
+    model.forward = lambda x, s: seen.append((x.clone(), s.clone())) or forward(x, s)
+    with torch.no_grad():
+        out = model.sample(prev, initial, cond, reverse)
+        assert [int(s[0]) for _, s in seen] == list(range(50, 0, -1))
+        a = model.schedule.alpha_bar
+        for k, (x, _) in enumerate(seen):  # channel 0: the noisy copy of the clean previous frame at its level
+            assert torch.allclose(x[:, :1], a[50 - k].sqrt() * prev + (1 - a[50 - k]).sqrt() * cond[:, k:k + 1])
+        assert torch.equal(seen[0][0][:, 1:], initial)
+        last = reverse.clone()
+        last[:, 49] += 1.0  # the level-1 step adds no noise
+        assert torch.equal(model.sample(prev, initial, cond, last), out)
+        other = prev.clone()
+        other[1] += 1.0  # a member's sample depends on its own previous frame only
+        changed = model.sample(other, initial, cond, reverse)
+        assert torch.equal(changed[0], out[0]) and not torch.allclose(changed[1], out[1])

@@ -1,7 +1,7 @@
 """Reading the SNS data (``python -m plugins.sns.generate``) and its statistics: the
 vorticity of a split, its normalisation scale, and the time-mean isotropic kinetic-energy
-spectrum, which ``--compare`` sets beside another dataset's (is a 256^2 DNS's 64^2 band
-the 512^2 one's?).
+spectrum of every trajectory, which ``--compare`` sets beside another dataset's (is a
+256^2 DNS's 64^2 band the 512^2 one's?).
 
     python -m plugins.sns.data data/sns [--compare data/sns512]
 
@@ -71,9 +71,11 @@ def rollout_starts(test_trajectories, snapshots, count, horizon):
 
 
 def summary(folder):
-    """{'std', 'spectrum' (k, E)} of ``folder``'s training vorticity."""
-    omega, _, length = load_vorticity(folder, "train")
-    return {"std": float(omega.std()), "spectrum": energy_spectrum(omega, length)}
+    """{'std', 'spectrum' (k, E), 'trajectories'} of the vorticity of every trajectory of
+    ``folder`` (training and test)."""
+    parts = [load_vorticity(folder, split) for split in ("train", "test")]
+    omega = np.concatenate([p[0] for p in parts])
+    return {"std": float(omega.std()), "spectrum": energy_spectrum(omega, parts[0][2]), "trajectories": len(omega)}
 
 
 def main(argv=None):
@@ -87,9 +89,10 @@ def main(argv=None):
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.data}: vorticity std {mine['std']:.4f} (the paper's normalisation: 4.44)")
+    print(f"{args.data}: vorticity std {mine['std']:.4f} over {mine['trajectories']} trajectories "
+          "(the paper's normalisation: 4.44)")
     if other:
-        print(f"{args.compare}: vorticity std {other['std']:.4f}")
+        print(f"{args.compare}: vorticity std {other['std']:.4f} over {other['trajectories']} trajectories")
         k, a = mine["spectrum"]
         b = other["spectrum"][1]
         print("  k   E (data)    E (compare)  ratio")

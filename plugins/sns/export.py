@@ -1,6 +1,6 @@
 """Export trained SNS-family models as hybridsolver artifacts, and the rollouts' starts.
 
-    python -m plugins.sns.export --model unet|thermalizer|sns [--run runs/sns/<model>]
+    python -m plugins.sns.export --model unet|thermalizer|sns|corrector|acdm [--run runs/sns/<model>]
         [--surrogate runs/sns/unet] [--data data/sns] [--out plugins/sns/artifacts]
     python -m plugins.sns.export --starts [--count 8] [--horizon 3000] [--data data/sns]
 
@@ -15,7 +15,9 @@ s_init = 10 and s_stop = 4, at most 40 reverse steps; SNS's levels at most 32).
 ``--model corrector`` writes ``corrector.pt`` (``sns_corrector``) of the SNS run: SNS
 refining a solver's steps, a ``post_step`` refiner
 (:class:`~.exported.SelfRefiningCorrector`, the new vorticity and the one before the step
-in).  Each
+in).  ``--model acdm`` writes ``acdm.pt`` (``sns_acdm``): ACDM's sampler, a stochastic
+stateless ``replace`` emulator (:class:`~.exported.ACDMEmulator`, 2 S + 1 noise fields and S
+network passes per step, S = 200 levels).  Each
 manifest carries the data's case and arguments, and for every trained part its
 training command, seed and last log line.
 
@@ -39,7 +41,7 @@ from hybridsolver.plugin import export
 
 from .. import recording
 from .data import load_vorticity, rollout_starts
-from .exported import SelfRefiningCorrector, SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
+from .exported import ACDMEmulator, SelfRefiningCorrector, SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
 from .registry import ARTIFACTS
 from .train import load_model
 
@@ -51,9 +53,11 @@ def _last_log(run):
     return json.loads(lines[-1]) if lines else {}
 
 
-PARTS = {"unet": ["unet"], "thermalizer": ["unet", "thermalizer"], "sns": ["unet", "sns"], "corrector": ["sns"]}
+PARTS = {"unet": ["unet"], "thermalizer": ["unet", "thermalizer"], "sns": ["unet", "sns"], "corrector": ["sns"],
+         "acdm": ["acdm"]}
 SAMPLERS = {"thermalizer": {"s_init": 10, "s_stop": 4, "max_steps": 40}, "sns": {"max_level": 32}}
-NAMES = {"unet": "sns_unet", "thermalizer": "sns_thermalizer", "sns": "sns_refined", "corrector": "sns_corrector"}
+NAMES = {"unet": "sns_unet", "thermalizer": "sns_thermalizer", "sns": "sns_refined", "corrector": "sns_corrector",
+         "acdm": "sns_acdm"}
 DESCRIPTIONS = {
     "unet": "pointwise UNet surrogate of Kolmogorov flow at Re 1e4 (the SNS paper's baseline): "
             "omega_(t+1) = omega_t + Psi(omega_t)",
@@ -61,15 +65,22 @@ DESCRIPTIONS = {
                    "classifier puts above s_init are denoised to s_stop",
     "sns": "self-refining neural surrogate (Liu et al., Algorithm 1 path A): the pointwise UNet surrogate's step "
            "re-noised to the levels the network predicts and denoised, the previous frame first",
+    "acdm": "autoregressive conditional diffusion model (Kohl et al.): the next frame sampled from 200 reverse "
+            "steps conditioned on fresh noisy copies of the previous one",
     "corrector": "self-refining neural surrogate (Liu et al.) refining a solver's step: the new frame and the one "
                  "before it re-noised to the levels the network predicts and denoised, the previous frame first",
 }
 
 
-def model_keys(model_name, n):
-    """The manifest keys that differ between the models (noise, sampler, state) on an n-grid."""
+def model_keys(model_name, n, config):
+    """The manifest keys that differ between the models (noise, sampler, state) on an n-grid
+    (``config``: the trained model's configuration)."""
     if model_name == "unet":
         return {"stochastic": False, "noise": [], "sampler": {}}
+    if model_name == "acdm":
+        return {"stochastic": True, "noise": [{"name": "initial", "shape": [1] + n},
+                                              {"name": "conditioning", "shape": [config["acdm_levels"]] + n},
+                                              {"name": "reverse", "shape": [config["acdm_levels"]] + n}], "sampler": {}}
     steps = {"name": "reverse_steps", "shape": [1], "dtype": "float32"}
     if model_name == "thermalizer":
         return {"stochastic": True, "noise": [{"name": "reverse", "shape": ["max_steps"] + n}],
@@ -99,7 +110,7 @@ def manifest(model_name, records, meta, logs, step_dt):
         "description": f"{DESCRIPTIONS[model_name]}; one step per {step_dt} of model time",
         "equation": "navier_stokes2d", "grid": {"shape": n, "length": [2 * np.pi, 2 * np.pi]},
         "inputs": io, "outputs": io, "dtype": "float32", "devices": ["cpu", "cuda"], "every": 1,
-        **model_keys(model_name, n),
+        **model_keys(model_name, n, records[PARTS[model_name][-1]]["config"]),
         "provenance": {
             "trained": True, "emulator_dt": step_dt, "statistics": next(iter(records.values()))["statistics"],
             "models": {name: {"config": r["config"], "command": command(r), "torch": r["torch"], "device": r["device"],
@@ -128,6 +139,7 @@ def export_model(model_name, run, data, out, surrogate_run=None):
     step_dt = snapshot_dt(meta)
     module = {"unet": lambda: SurrogateEmulator(models["unet"], step_dt),
               "corrector": lambda: SelfRefiningCorrector(models["sns"], records["sns"]["statistics"]["scale"]),
+              "acdm": lambda: ACDMEmulator(models["acdm"], records["acdm"]["statistics"]["scale"], step_dt),
               "thermalizer": lambda: ThermalizerEmulator(models["unet"], models["thermalizer"], step_dt),
               "sns": lambda: SelfRefiningEmulator(models["unet"], models["sns"], step_dt)}[model_name]()
     path = os.path.join(out, f"{model_name}.pt")
@@ -142,7 +154,7 @@ def export_starts(data, out, count, horizon):
     rows = np.stack([omega[trajectory, snapshot] for trajectory, snapshot in starts]).astype(np.float64)
     np.save(os.path.join(out, "starts.npy"), rows)
     with open(os.path.join(out, "starts.json"), "w") as f:
-        json.dump({"data": os.path.abspath(data), "horizon": horizon,
+        json.dump({"data": data, "horizon": horizon,
                    "starts": [{"test_trajectory": t, "snapshot": s} for t, s in starts]}, f, indent=1)
     return [os.path.join(out, "starts.npy"), os.path.join(out, "starts.json")]
 

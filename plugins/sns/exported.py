@@ -9,6 +9,8 @@
   refined by Thermalizer or SNS, stochastic, stateful ``replace`` emulators of exactly one
   emulator step per call.  Their state: SNS's first frame, and the number of reverse
   steps of each member's last call, which the evaluation's histograms read.
+- :class:`ACDMEmulator`: ACDM's sampled next frame, a stochastic stateless ``replace``
+  emulator of one step per call.
 - :class:`SelfRefiningCorrector`: SNS as a ``post_step`` refiner of a solver's steps (the
   new state and the one before it in, the refined new state out).
 
@@ -159,3 +161,27 @@ class SelfRefiningCorrector(nn.Module):
             frames.append(frame)
             steps.append(used)
         return torch.cat(frames)[:rows] * self.scale, [x0, torch.cat(steps)[:rows, None].float()]
+
+
+class ACDMEmulator(nn.Module):
+    """``forward(x, noise, options)``: the next vorticity sampled by
+    :meth:`~.acdm.ACDM.sample` after x (B, 1, n, n), with the host's noise ``initial``
+    (B, 1, n, n), ``conditioning`` and ``reverse`` (B, S, n, n)."""
+
+    def __init__(self, acdm, scale, step_dt):
+        super().__init__()
+        self.acdm = acdm
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.step_dt = float(step_dt)
+        self.chunk = CHUNK
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        one_step(options, self.step_dt)
+        rows = x.shape[0]
+        inputs = [padded(a, self.chunk) for a in [x / self.scale] + noise]
+        frames: List[torch.Tensor] = []
+        for start in range(0, inputs[0].shape[0], self.chunk):
+            end = start + self.chunk
+            frames.append(self.acdm.sample(inputs[0][start:end], inputs[1][start:end], inputs[2][start:end],
+                                           inputs[3][start:end]))
+        return torch.cat(frames)[:rows] * self.scale

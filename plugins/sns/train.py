@@ -1,6 +1,6 @@
 """Train a model of the SNS family on the data of ``python -m plugins.sns.generate``.
 
-    python -m plugins.sns.train --model unet|thermalizer|sns [--data data/sns] [--out runs/sns/<model>]
+    python -m plugins.sns.train --model unet|thermalizer|sns|acdm [--data data/sns] [--out runs/sns/<model>]
         [--config cpu|paper] [--steps N] [--batch B] [--lr 5e-4] [--seed 0] [--threads 1]
         [--checkpoint-every 100] [--device cpu|cuda]
 
@@ -9,7 +9,8 @@
 - ``thermalizer``: the unconditional DDPM with its level classifier (:mod:`.thermalizer`),
   on single snapshots;
 - ``sns``: the self-refining network (:mod:`.refiner`) on pairs one snapshot apart, with a
-  clean frame drawn from anywhere in the training data.
+  clean frame drawn from anywhere in the training data;
+- ``acdm``: the conditional diffusion model of the next frame (:mod:`.acdm`) on pairs.
 
 Minibatches of windows of consecutive snapshots (trajectory and start drawn uniformly from
 the training split), AdamW at ``--lr`` (the paper's 5e-4).  Fields are divided by the
@@ -23,9 +24,9 @@ the weights, the configuration, the normalisation and the data's arguments, for
 
 ``--config cpu`` (the default) has UNets of widths 16/32/64 (0.30 M parameters for the
 surrogate, 0.38 M for Thermalizer, 0.57 M for SNS) and, per model, minibatches of 8
-windows (unet) or 16 (thermalizer, sns) for 3000 or 4000 steps: on one core of this
+windows (unet) or 16 (thermalizer, sns, acdm) for 3000 or 4000 steps: on one core of this
 machine beside two other jobs, a step of the surrogate's four-step unroll costs 2.9 s
-and one of Thermalizer or SNS 1.5 s, so each training takes about 2 h.  ``--config
+and one of Thermalizer, SNS or ACDM 1.5 s, so each training takes about 2 h.  ``--config
 paper`` has the paper's widths 128/256/512 and longer schedules for a GPU.
 """
 import argparse
@@ -41,16 +42,18 @@ from tqdm import tqdm
 from hybridsolver.case import CaseError
 
 from .. import recording
+from .acdm import ACDM, acdm_loss
 from .data import load_vorticity
 from .refiner import SelfRefiner, sns_loss
 from .surrogate import Surrogate, curriculum, unrolled_loss
 from .thermalizer import Thermalizer, thermalizer_loss
 
 CONFIGS = {
-    "cpu": {"widths": [16, 32, 64], "blocks": 2, "batch": {"unet": 8, "thermalizer": 16, "sns": 16},
-            "steps": {"unet": 3000, "thermalizer": 4000, "sns": 4000}},
-    "paper": {"widths": [128, 256, 512], "blocks": 2, "batch": {"unet": 32, "thermalizer": 64, "sns": 64},
-              "steps": {"unet": 100_000, "thermalizer": 200_000, "sns": 200_000}},
+    "cpu": {"widths": [16, 32, 64], "blocks": 2, "batch": {"unet": 8, "thermalizer": 16, "sns": 16, "acdm": 16},
+            "steps": {"unet": 3000, "thermalizer": 4000, "sns": 4000, "acdm": 4000}, "acdm_levels": 200},
+    "paper": {"widths": [128, 256, 512], "blocks": 2, "batch": {"unet": 32, "thermalizer": 64, "sns": 64, "acdm": 64},
+              "steps": {"unet": 100_000, "thermalizer": 200_000, "sns": 200_000, "acdm": 200_000},
+              "acdm_levels": 200},
 }
 
 
@@ -91,6 +94,10 @@ MODELS = {
     "sns": {"build": lambda config, stats: SelfRefiner(config["widths"], config["blocks"]), "batch": sns_batch,
             "loss": lambda model, batch, step, steps, generator: sns_loss(
                 model, batch[1], batch[0][:, :1], batch[0][:, 1:], generator)},
+    "acdm": {"build": lambda config, stats: ACDM(config["widths"], config["blocks"], config["acdm_levels"]),
+             "batch": lambda x, batch, generator: (windows(x, batch, 2, generator),),
+             "loss": lambda model, batch, step, steps, generator: acdm_loss(
+                 model, batch[0][:, :1], batch[0][:, 1:], generator)},
 }
 
 
