@@ -78,12 +78,12 @@ def rollout(case, model, starts_path, steps, progress=True):
     length = sim.grid.length
     omega = sim.fields()["vorticity"]
     energy, rate, records = [kinetic_energy(omega, length)], [], [omega.astype(np.float32)]
-    seconds, reverse = 0.0, []
-    counter = reverse_step_counter(sim)
+    seconds, reverse, counter = 0.0, [], None
     for step in tqdm(range(1, steps + 1), disable=not progress, desc=model, dynamic_ncols=True):
         started = time.perf_counter()
         sim.advance(1)
         seconds += time.perf_counter() - started
+        counter = counter or reverse_step_counter(sim)  # the plugin starts at the first step
         if counter is not None:
             reverse.append(counter())
         new = sim.fields()["vorticity"]
