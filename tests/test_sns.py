@@ -5,6 +5,8 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
 import tomllib
 
 import numpy as np
@@ -440,7 +442,7 @@ def _forced_run(small_data, tmp_path, model_name, heads, monkeypatch):
                                                      ("corrector", {"head_t": 2, "head_prev": 1}, 3),
                                                      ("acdm", {}, None)])
 def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_across_a_resume(
-        small_data, tmp_path, monkeypatch, model_name, heads, steps):
+        small_data, tmp_path, monkeypatch, request, model_name, heads, steps):
     import tomli_w
     from run_files import assert_same_run_files
     from test_emulators import _run_until_signal
@@ -475,6 +477,13 @@ def test_the_refining_plugins_keep_a_member_s_bits_in_any_ensemble_batch_and_acr
         assert sim.hooks[0].manifest["callsite"] == "post_step" and not np.allclose(solver.state[2], state)
     if model_name != "sns":
         return  # the kill and resume is SNS's, whose first frame is state
+    # the killed run is a fresh process with torch's default threads, whose convolutions give
+    # other last bits than one thread does (an earlier test may have set 1): match them
+    default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                             capture_output=True, text=True, check=True).stdout
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(default))
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     raw["ensemble"]["members"] = 3
     case = tmp_path / "case.toml"
     case.write_text(tomli_w.dumps(raw))
