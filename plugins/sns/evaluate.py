@@ -153,15 +153,15 @@ def scores(run, truth, stationary, band, steps):
     k, spectrum = energy_spectrum(run["records"][finite, -tail:], run["length"])
     early_c = correlation(run["records"][finite, :window + 1], lags)
     early_truth = correlation(truth["records"][finite, :window + 1], lags)
+    late_c = correlation(late_records, lags)
     early_rate = run["rate"][finite, :WINDOW].mean()
     late_rate = run["rate"][finite, -WINDOW:].mean()
     out.update({
         "spectrum": spectrum.tolist(),
         "spectrum_error": log_spectral_rmse(spectrum, stationary["spectrum"]),
-        "correlation_early": early_c.tolist(), "correlation_late": correlation(late_records, lags).tolist(),
+        "correlation_early": early_c.tolist(), "correlation_late": late_c.tolist(),
         "correlation_error_early": float(np.sqrt(np.mean((early_c - early_truth) ** 2))),
-        "correlation_error_late": float(np.sqrt(np.mean((correlation(late_records, lags)
-                                                         - stationary["correlation"]) ** 2))),
+        "correlation_error_late": float(np.sqrt(np.mean((late_c - stationary["correlation"]) ** 2))),
         "rate_early": float(early_rate), "rate_late": float(late_rate),
         "rate_error_early": float(abs(early_rate / truth["rate"][finite, :WINDOW].mean() - 1)),
         "rate_error_late": float(abs(late_rate / stationary["rate"] - 1)),

@@ -43,26 +43,67 @@ def emulator_steps(options: Dict[str, float], step_dt: float) -> int:
     return steps
 
 
-class SurrogateEmulator(nn.Module):
-    """``forward(x, noise, options)``: x (B, 1, n, n) vorticity -> the vorticity
-    ``every * dt`` later."""
+def refinement_noise(noise: List[torch.Tensor]) -> torch.Tensor:
+    """SNS's host noise as one tensor (B, 2 + 2 max_level, n, n): ``renoise`` (B, 2, n, n),
+    then ``reverse`` (B, 2, max_level, n, n) flattened (the previous frame's steps first)."""
+    reverse = noise[1]
+    return torch.cat([noise[0], reverse.reshape([reverse.shape[0], -1] + reverse.shape[3:])], 1)
 
-    def __init__(self, surrogate, step_dt):
+
+class ChunkedSurrogate(nn.Module):
+    """The surrogate's steps of normalised frames (B, 1, n, n), on chunks of ``CHUNK``."""
+
+    def __init__(self, surrogate):
         super().__init__()
         self.surrogate = surrogate
-        self.step_dt = float(step_dt)
         self.chunk = CHUNK
 
-    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
-        steps = emulator_steps(options, self.step_dt)
-        y = padded(x / self.surrogate.scale, self.chunk)
+    def forward(self, y: torch.Tensor, steps: int) -> torch.Tensor:
+        """``y`` after ``steps`` steps (B a multiple of CHUNK: :func:`padded`)."""
         chunks: List[torch.Tensor] = []
         for start in range(0, y.shape[0], self.chunk):
             chunk = y[start:start + self.chunk]
             for _ in range(steps):
                 chunk = self.surrogate.step(chunk)
             chunks.append(chunk)
-        return torch.cat(chunks)[:x.shape[0]] * self.surrogate.scale
+        return torch.cat(chunks)
+
+
+class ChunkedRefiner(nn.Module):
+    """:meth:`~.refiner.SelfRefiner.refine` on chunks of ``CHUNK`` members."""
+
+    def __init__(self, refiner):
+        super().__init__()
+        self.refiner = refiner
+        self.chunk = CHUNK
+
+    def forward(self, x0: torch.Tensor, prev: torch.Tensor, cur: torch.Tensor,
+                noise: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(refined cur (B, 1, n, n), reverse steps (B, 1) float32) of padded frames and noise."""
+        frames: List[torch.Tensor] = []
+        steps: List[torch.Tensor] = []
+        for start in range(0, cur.shape[0], self.chunk):
+            end = start + self.chunk
+            frame, used = self.refiner.refine(x0[start:end], prev[start:end], cur[start:end], noise[start:end])
+            frames.append(frame)
+            steps.append(used)
+        return torch.cat(frames), torch.cat(steps)[:, None].float()
+
+
+class SurrogateEmulator(nn.Module):
+    """``forward(x, noise, options)``: x (B, 1, n, n) vorticity -> the vorticity
+    ``every * dt`` later."""
+
+    def __init__(self, surrogate, step_dt):
+        super().__init__()
+        self.surrogate = ChunkedSurrogate(surrogate)
+        self.scale = float(surrogate.scale)
+        self.step_dt = float(step_dt)
+        self.chunk = CHUNK
+
+    def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float]) -> torch.Tensor:
+        steps = emulator_steps(options, self.step_dt)
+        return self.surrogate(padded(x / self.scale, self.chunk), steps)[:x.shape[0]] * self.scale
 
 
 def one_step(options: Dict[str, float], step_dt: float):
@@ -78,8 +119,9 @@ class ThermalizerEmulator(nn.Module):
 
     def __init__(self, surrogate, thermalizer, step_dt):
         super().__init__()
-        self.surrogate = surrogate
+        self.surrogate = ChunkedSurrogate(surrogate)
         self.thermalizer = thermalizer
+        self.scale = float(surrogate.scale)
         self.step_dt = float(step_dt)
         self.chunk = CHUNK
 
@@ -87,15 +129,15 @@ class ThermalizerEmulator(nn.Module):
                 state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         one_step(options, self.step_dt)
         rows = x.shape[0]
-        y, z = padded(x / self.surrogate.scale, self.chunk), padded(noise[0], self.chunk)
+        y, z = self.surrogate(padded(x / self.scale, self.chunk), 1), padded(noise[0], self.chunk)
         frames: List[torch.Tensor] = []
         steps: List[torch.Tensor] = []
         for start in range(0, y.shape[0], self.chunk):
-            frame, used = self.thermalizer.thermalize(self.surrogate.step(y[start:start + self.chunk]),
-                                     z[start:start + self.chunk], int(options["s_init"]), int(options["s_stop"]))
+            frame, used = self.thermalizer.thermalize(y[start:start + self.chunk], z[start:start + self.chunk],
+                                                      int(options["s_init"]), int(options["s_stop"]))
             frames.append(frame)
             steps.append(used)
-        return torch.cat(frames)[:rows] * self.surrogate.scale, [torch.cat(steps)[:rows, None].float()]
+        return torch.cat(frames)[:rows] * self.scale, [torch.cat(steps)[:rows, None].float()]
 
 
 class SelfRefiningEmulator(nn.Module):
@@ -107,8 +149,9 @@ class SelfRefiningEmulator(nn.Module):
 
     def __init__(self, surrogate, refiner, step_dt):
         super().__init__()
-        self.surrogate = surrogate
-        self.refiner = refiner
+        self.surrogate = ChunkedSurrogate(surrogate)
+        self.refiner = ChunkedRefiner(refiner)
+        self.scale = float(surrogate.scale)
         self.step_dt = float(step_dt)
         self.chunk = CHUNK
 
@@ -116,19 +159,10 @@ class SelfRefiningEmulator(nn.Module):
                 state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         one_step(options, self.step_dt)
         rows = x.shape[0]
-        prev = x / self.surrogate.scale
-        x0 = prev if options["first"] > 0.5 else state[0]
-        reverse = noise[1].reshape([rows, -1] + noise[1].shape[3:])
-        inputs = [padded(a, self.chunk) for a in (x0, prev, torch.cat([noise[0], reverse], 1))]
-        frames: List[torch.Tensor] = []
-        steps: List[torch.Tensor] = []
-        for start in range(0, inputs[0].shape[0], self.chunk):
-            end = start + self.chunk
-            cur = self.surrogate.step(inputs[1][start:end])
-            frame, used = self.refiner.refine(inputs[0][start:end], inputs[1][start:end], cur, inputs[2][start:end])
-            frames.append(frame)
-            steps.append(used)
-        return torch.cat(frames)[:rows] * self.surrogate.scale, [x0, torch.cat(steps)[:rows, None].float()]
+        x0 = x / self.scale if options["first"] > 0.5 else state[0]
+        prev, first, z = (padded(a, self.chunk) for a in (x / self.scale, x0, refinement_noise(noise)))
+        frame, steps = self.refiner(first, prev, self.surrogate(prev, 1), z)
+        return frame[:rows] * self.scale, [x0, steps[:rows]]
 
 
 class SelfRefiningCorrector(nn.Module):
@@ -141,8 +175,8 @@ class SelfRefiningCorrector(nn.Module):
 
     def __init__(self, refiner, scale):
         super().__init__()
-        self.refiner = refiner
-        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.refiner = ChunkedRefiner(refiner)
+        self.scale = float(scale)
         self.chunk = CHUNK
 
     def forward(self, x: torch.Tensor, noise: List[torch.Tensor], options: Dict[str, float],
@@ -150,17 +184,9 @@ class SelfRefiningCorrector(nn.Module):
         rows = x.shape[0]
         y = x / self.scale
         x0 = y[:, 1:] if options["first"] > 0.5 else state[0]
-        reverse = noise[1].reshape([rows, -1] + noise[1].shape[3:])
-        inputs = [padded(a, self.chunk) for a in (x0, y, torch.cat([noise[0], reverse], 1))]
-        frames: List[torch.Tensor] = []
-        steps: List[torch.Tensor] = []
-        for start in range(0, inputs[0].shape[0], self.chunk):
-            end = start + self.chunk
-            pair = inputs[1][start:end]
-            frame, used = self.refiner.refine(inputs[0][start:end], pair[:, 1:], pair[:, :1], inputs[2][start:end])
-            frames.append(frame)
-            steps.append(used)
-        return torch.cat(frames)[:rows] * self.scale, [x0, torch.cat(steps)[:rows, None].float()]
+        pair, first, z = (padded(a, self.chunk) for a in (y, x0, refinement_noise(noise)))
+        frame, steps = self.refiner(first, pair[:, 1:], pair[:, :1], z)
+        return frame[:rows] * self.scale, [x0, steps[:rows]]
 
 
 class ACDMEmulator(nn.Module):
