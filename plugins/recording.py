@@ -11,7 +11,8 @@ from it, so an interrupted generation resumes bit-identically.  :func:`run_batch
 a generator's batches under one progress bar; :func:`batch_arguments` adds the options
 every generator has and :func:`print_paths` ends its command.  On the reading side,
 :func:`read_meta` and :func:`load_batches` give a dataset folder's arguments and the batch
-files of a range of trajectories.  Used by ``lcdm`` and ``sns``.
+files of a range of trajectories, and :func:`load_split` a split's field.  Used by ``lcdm``,
+``sns`` and ``hine``.
 """
 import glob
 import json
@@ -155,3 +156,16 @@ def load_batches(folder, split, lo, hi):
     if not out:
         raise CaseError(f"{folder}: no {split} trajectories generated yet (members {lo}..{hi})")
     return out
+
+
+def load_split(folder, generator, split, field):
+    """``field`` of ``split`` ('train': the first ``trajectories - test`` trajectories, or
+    'test') of the dataset in ``folder`` made by the ``generator`` module: (trajectories, T,
+    ny, nx) as stored, with the times (T,) and the box's length (Ly, Lx)."""
+    meta = read_meta(folder, generator)
+    first_test = meta["trajectories"] - meta["test"]
+    lo, hi = (0, first_test - 1) if split == "train" else (first_test, meta["trajectories"] - 1)
+    batches = load_batches(folder, split, lo, hi)
+    ds = batches[-1]
+    length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
+    return np.concatenate([b[field].values for b in batches]), ds.time.values, length

@@ -185,7 +185,7 @@ def test_an_interrupted_generation_resumes_bit_identically_and_other_arguments_a
 
 
 def test_the_energy_spectrum_of_one_mode_is_its_kinetic_energy_in_its_shell():
-    from hybridsolver_plugins.sns.data import energy_spectrum, log_spectral_rmse
+    from hybridsolver_plugins.flow_statistics import energy_spectrum, log_spectral_rmse
 
     n, L = 32, 2 * np.pi
     x = np.arange(n) * L / n
@@ -314,7 +314,7 @@ def test_the_exported_surrogate_steps_the_host_s_members_as_the_model_does(small
 
 def test_the_rollout_energy_is_the_host_s_energy_diagnostic():
     from hybridsolver import Simulation
-    from hybridsolver_plugins.sns.evaluate import kinetic_energy
+    from hybridsolver_plugins.flow_statistics import kinetic_energy
 
     n, L = 32, 2 * np.pi
     x = np.arange(n) * L / n
@@ -326,8 +326,9 @@ def test_the_rollout_energy_is_the_host_s_energy_diagnostic():
 
 def test_the_truth_scored_as_a_rollout_has_no_error_and_the_evaluation_runs_each_model(
         small_data, tmp_path, monkeypatch):
+    from hybridsolver_plugins.flow_statistics import energy_spectrum
     from hybridsolver_plugins.sns import evaluate, export, train
-    from hybridsolver_plugins.sns.data import energy_spectrum, load_vorticity
+    from hybridsolver_plugins.sns.data import load_vorticity
 
     monkeypatch.setattr(evaluate, "WINDOW", 4)
     monkeypatch.setattr(evaluate, "RECORD_EVERY", 1)

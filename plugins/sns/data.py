@@ -5,69 +5,23 @@ spectrum of every trajectory, which ``--compare`` sets beside another dataset's 
 
     python -m plugins.sns.data data/sns [--compare data/sns512]
 
-Spectra: E(k) = sum over the shell of |k| (unit shells of the 2 pi box) of
-|omega_hat|^2 / (2 |k|^2) (per unit area, the half-spectrum weights of
-:func:`hybridsolver.diagnostics.shell_sum`), averaged over every snapshot; summed over
-the shells it is the mean kinetic energy of the modes inside the inscribed circle.
+Spectra: :func:`plugins.flow_statistics.energy_spectrum`, averaged over every snapshot.
 """
 import argparse
 import sys
 
 import numpy as np
 
-from hybridsolver import fft
 from hybridsolver.case import CaseError
-from hybridsolver.diagnostics import shell_sum
-from hybridsolver.grid import Grid
 
 from .. import recording
+from ..flow_statistics import energy_spectrum, log_spectral_rmse
 
 
 def load_vorticity(folder, split):
     """The vorticity of ``split`` ('train' or 'test'): (trajectories, T, 64, 64) float32,
     with the times (T,) and the box's length (Ly, Lx)."""
-    meta = recording.read_meta(folder, "plugins.sns.generate")
-    first_test = meta["trajectories"] - meta["test"]
-    lo, hi = (0, first_test - 1) if split == "train" else (first_test, meta["trajectories"] - 1)
-    batches = recording.load_batches(folder, split, lo, hi)
-    ds = batches[-1]
-    length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
-    return np.concatenate([b["vorticity"].values for b in batches]), ds.time.values, length
-
-
-def energy_spectrum(omega, length):
-    """Time- and member-mean KE spectrum of vorticity ``omega`` (..., ny, nx) on a box of
-    ``length`` (Ly, Lx): (k (nshell,), E (nshell,))."""
-    shape = omega.shape[-2:]
-    grid = Grid(shape, length)
-    flat = omega.reshape((-1,) + shape).astype(np.float64)
-    w_hat = fft.transforms(shape).to_spectral(flat)
-    spectrum = 0.5 * shell_sum(np.abs(w_hat) ** 2 * grid.inv_k2, grid).mean(axis=0)
-    return grid.shells()[1], spectrum
-
-
-def log_spectral_rmse(a, b):
-    """RMS of log10(a / b) over the shells k >= 1 where both are positive."""
-    a, b = np.asarray(a)[1:], np.asarray(b)[1:]
-    keep = (a > 0) & (b > 0)
-    return float(np.sqrt(np.mean(np.log10(a[keep] / b[keep]) ** 2)))
-
-
-def rollout_starts(test_trajectories, snapshots, count, horizon):
-    """(trajectory, snapshot) of ``count`` initial conditions spread over the test
-    trajectories, each with ``horizon`` true snapshots after it: the same number of
-    starts per trajectory (the first ones get one more when ``count`` does not divide),
-    evenly spaced in [0, snapshots - 1 - horizon].  CaseError if the trajectories are
-    shorter than ``horizon + 1`` snapshots."""
-    last = snapshots - 1 - horizon
-    if last < 0:
-        raise CaseError(f"a rollout of {horizon} steps needs test trajectories of at least {horizon + 1} "
-                        f"snapshots, the data has {snapshots}")
-    starts = []
-    for trajectory in range(test_trajectories):
-        n = count // test_trajectories + (trajectory < count % test_trajectories)
-        starts += [(trajectory, int(round(j * last / max(n - 1, 1)))) for j in range(n)]
-    return starts
+    return recording.load_split(folder, "plugins.sns.generate", split, "vorticity")
 
 
 def summary(folder):

@@ -42,29 +42,18 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from hybridsolver import Simulation, fft
+from hybridsolver import Simulation
 from hybridsolver.case import CaseError
-from hybridsolver.diagnostics import spectral_mean_square
-from hybridsolver.grid import Grid
 from hybridsolver.stability import NEVER, exit_steps, rate_of_change, reference_band, spatiotemporal_correlation
 
-from .data import energy_spectrum, load_vorticity, log_spectral_rmse
+from ..flow_statistics import energy_spectrum, kinetic_energy, log_spectral_rmse
+from .data import load_vorticity
 from .registry import ARTIFACTS
 
 CASE = "cases/kolmogorov64_sns.toml"
 RECORD_EVERY = 5  # steps between stored vorticity records
 WINDOW = 250  # steps of the early and late windows
 SIGMAS = 5.0
-
-
-def kinetic_energy(omega, length):
-    """Mean kinetic energy (1/2 <|u|^2>, the host's ``energy`` diagnostic) of vorticity
-    ``omega`` (..., ny, nx) on a box of ``length``: (...)."""
-    shape = omega.shape[-2:]
-    grid = Grid(shape, length)
-    flat = omega.reshape((-1,) + shape).astype(np.float64)
-    power = np.abs(fft.transforms(shape).to_spectral(flat)) ** 2
-    return 0.5 * spectral_mean_square(power * grid.inv_k2, grid).reshape(omega.shape[:-2])
 
 
 def rollout(case, model, starts_path, steps, progress=True):

@@ -22,7 +22,7 @@ manifest carries the data's case and arguments, and for every trained part its
 training command, seed and last log line.
 
 ``--starts`` writes ``starts.npy``: (count, 64, 64) float64, the test vorticity at the
-rollouts' initial conditions (:func:`.data.rollout_starts`: spread over the test
+rollouts' initial conditions (:func:`plugins.flow_statistics.rollout_starts`: spread over the test
 trajectories, each with ``--horizon`` true snapshots after it), which
 ``cases/kolmogorov64_sns*.toml`` start from (row m is member m's field), and
 ``starts.json``, the (trajectory, snapshot) of each row.
@@ -40,7 +40,8 @@ from hybridsolver.case import CaseError
 from hybridsolver.plugin import export
 
 from .. import recording
-from .data import load_vorticity, rollout_starts
+from ..flow_statistics import rollout_starts
+from .data import load_vorticity
 from .exported import ACDMEmulator, SelfRefiningCorrector, SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
 from .registry import ARTIFACTS
 from .train import load_model
