@@ -43,6 +43,8 @@ setup(
            for name in ("latent_sde_kdv", "latent_sde_kdv_eta0", "latent_sde_burgers2d_eta0",
                          "latent_sde_cylinder_eta0")]
         + [f"{name} = hybridsolver_plugins.sns.registry:{name}"
-           for name in ("sns_unet", "sns_refined", "sns_corrector")],
+           for name in ("sns_unet", "sns_refined", "sns_corrector")]
+        + [f"{name} = hybridsolver_plugins.hine.registry:{name}"
+           for name in ("hine_l1", "hine_l2", "hine_l3", "hine_history")],
     },
 )

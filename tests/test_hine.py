@@ -231,6 +231,8 @@ def test_a_member_has_the_same_bits_in_any_ensemble_batch_and_across_a_resume(ex
         sim.advance(4)
         runs.append(sim.state[2 - first].copy())
     assert all(np.array_equal(r, runs[0]) for r in runs[1:])
+    if variant not in ("L3", "history"):
+        return  # the kill and resume of the two kinds of state
     # the killed run is a fresh process with torch's default threads (convolution bits
     # depend on the thread count): the uninterrupted and resumed runs match it
     default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],

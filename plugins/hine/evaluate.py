@@ -2,7 +2,7 @@
 step, long-horizon stability, zonal-mean profiles and spectra.
 
     python -m plugins.hine.evaluate [--models hine_l1 hine_l2 hine_l3 hine_history] [--data data/hine]
-        [--case cases/betaplane64_hine.toml] [--steps 5000] [--out runs/hine/evaluation]
+        [--case cases/betaplane64_hine.toml] [--steps 5000] [--out runs/hine/evaluation] [--threads 1]
 
 Each model is one ensemble run of ``--case`` (64², one step of 0.05 per call, one member
 per initial condition of ``plugins/hine/artifacts/starts.npy``) with the model as its
@@ -39,6 +39,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from hybridsolver import Simulation
@@ -199,8 +200,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--out", default="runs/hine/evaluation")
     parser.add_argument("--starts", help="initial conditions (default plugins/hine/artifacts/starts.npy)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     try:
         table = evaluate(args.models, args.data, args.case, args.steps, args.out, args.starts, not args.quiet)
     except CaseError as error:

@@ -16,7 +16,7 @@ checkpoint (the mean loss since the last one, seconds); ``model.pt`` at the end 
 the EMA weights, the configuration and the data's arguments.
 
 ``--config cpu`` (the default): the backbone of :data:`.network.CPU` (widths 8 / 16 / 32 /
-48, 0.26 M parameters), 16 windows per step, 3000 steps; ``--config paper``: widths 32 /
+48, 0.26 M parameters), 16 windows per step, 4000 steps; ``--config paper``: widths 32 /
 64 / 128 / 128, 64 windows, 100,000 steps, for a GPU.
 """
 import argparse
@@ -38,7 +38,7 @@ from .data import SCALE, load_vorticity
 from .hierarchy import VARIANTS, Emulator, hine_loss
 from .network import CPU, PAPER
 
-CONFIGS = {"cpu": {**CPU, "batch": 16, "steps": 3000}, "paper": {**PAPER, "batch": 64, "steps": 100_000}}
+CONFIGS = {"cpu": {**CPU, "batch": 16, "steps": 4000}, "paper": {**PAPER, "batch": 64, "steps": 100_000}}
 WINDOW = 4
 EMA_DECAY = 0.9995
 WEIGHT_DECAY = 0.03
