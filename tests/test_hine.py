@@ -153,6 +153,13 @@ def test_training_lowers_the_loss_and_an_interrupted_run_resumes_to_the_same_wei
                           progress=False)
     a, b = (torch.load(p, weights_only=False)["state"] for p in (whole, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # a finished run of 3 steps continued to 6 is the run of 6 steps
+    train.train("L3", small_data, str(tmp_path / "longer"), "tiny", steps=3, lr=1e-2, checkpoint_every=2,
+                progress=False)
+    longer = train.train("L3", small_data, str(tmp_path / "longer"), "tiny", steps=6, lr=1e-2, checkpoint_every=2,
+                         progress=False)
+    c = torch.load(longer, weights_only=False)["state"]
+    assert all(torch.equal(a[k], c[k]) for k in a)
     code = train.main(["--variant", "L3", "--data", small_data, "--out", str(tmp_path / "whole"),
                        "--config", "tiny", "--lr", "0.001", "--quiet"])
     assert code == 2 and "lr = 0.01, now 0.001" in capsys.readouterr().err

@@ -23,8 +23,9 @@ Scores (per model, into ``OUT/evaluation.json``; figures ``OUT/survival.png`` an
 - ``profile_error_early``: the relative L2 error of the zonal-mean vorticity profile
   averaged over steps 1 .. ``HORIZON``, against the truth from the same start (mean over
   the initial conditions);
-- ``profile_error_late``: over the last ``LATE`` steps of the members still inside the
-  band, the relative L2 error of the time-mean amplitude spectrum sqrt(<|P_hat(k_y)|^2>) of
+- ``profile_error_late``: over the last ``LATE`` steps of the rollout (of ``--steps``, or
+  up to the step where the last member left the band) of the members still finite
+  (``late_members``), the relative L2 error of the time-mean amplitude spectrum sqrt(<|P_hat(k_y)|^2>) of
   the zonal-mean vorticity profile P(y) against the test data's (phase-free: the jets'
   number and strength, not their latitude, which differs between trajectories);
 - ``spectrum_error``: the log-spectral RMSE of the same members' time-mean KE spectrum
@@ -33,6 +34,7 @@ Scores (per model, into ``OUT/evaluation.json``; figures ``OUT/survival.png`` an
   ``WARM_UP`` steps.
 """
 import argparse
+import collections
 import json
 import os
 import sys
@@ -75,15 +77,16 @@ def relative_error(a, b):
 
 def rollout(case, model, starts_path, steps, band, progress=True):
     """One ensemble run of ``model`` for up to ``steps`` steps: {'energy' (M, T + 1), 'early'
-    (M, HORIZON + 1, n, n), 'late' (M_inside, R, n, n) the records of the last LATE steps
-    of the members inside the band, 'steps' taken, 'ms_per_step'}."""
+    (M, HORIZON + 1, n, n), 'late' (M_finite, R, n, n) the records of the last LATE steps
+    of the members still finite, 'inside_at_end' (M,), 'steps' taken, 'ms_per_step'}."""
     overrides = {"plugins": [{"path": model, "every": 1}], "time.steps": steps,
                  "initial_condition.path": starts_path, "ensemble.members": len(np.load(starts_path)),
                  "output.fields_every": 0, "output.diagnostics_every": 0}
     sim = Simulation.from_case(case, overrides)
     length = sim.grid.length
     omega = sim.fields()["vorticity"]
-    energy, early, late = [kinetic_energy(omega, length)], [omega.astype(np.float32)], []
+    energy, early = [kinetic_energy(omega, length)], [omega.astype(np.float32)]
+    late = collections.deque(maxlen=LATE // LATE_EVERY)  # the records of the last LATE steps
     seconds, step = 0.0, 0
     low, high = band
     out = np.zeros(len(omega), dtype=bool)
@@ -99,13 +102,13 @@ def rollout(case, model, starts_path, steps, band, progress=True):
         energy.append(e)
         if step <= HORIZON:
             early.append(omega.astype(np.float32))
-        if step > steps - LATE and step % LATE_EVERY == 0:
+        if step % LATE_EVERY == 0:
             late.append(omega.astype(np.float32))
         if out.all() and step >= HORIZON:
             break
-    inside = ~out
+    late = np.stack(late, 1)
     return {"energy": np.stack(energy, 1), "early": np.stack(early, 1), "steps": step,
-            "late": np.stack(late, 1)[inside] if late else None, "length": length,
+            "late": late[np.all(np.isfinite(late), axis=(1, 2, 3))], "inside_at_end": ~out, "length": length,
             "ms_per_step": 1e3 * seconds / max(step - WARM_UP, 1)}
 
 
@@ -128,7 +131,7 @@ def scores(run, truth, stationary, band):
            "profile_error_early": float(np.nanmean(np.linalg.norm(profile - true_profile, axis=-1)
                                                    / np.linalg.norm(true_profile, axis=-1))),
            "ms_per_step": run["ms_per_step"]}
-    if run["late"] is not None and len(run["late"]):
+    if len(run["late"]):
         spectrum = energy_spectrum(run["late"], run["length"])[1]
         out.update({"late_members": int(len(run["late"])), "spectrum": spectrum.tolist(),
                     "spectrum_error": log_spectral_rmse(spectrum, stationary["spectrum"]),

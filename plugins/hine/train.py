@@ -11,7 +11,9 @@ weights (decay 0.9995, warmed up as min(0.9995, (1 + s) / (10 + s)) at step s), 
 the model that is saved and exported.  Each optimizer step draws from a generator seeded
 by (seed, step), so a run interrupted and continued from ``checkpoint.pt`` (written every
 ``--checkpoint-every`` steps; rerun the same command) gives the weights of an
-uninterrupted one; other arguments are refused (exit 2).  ``log.jsonl`` has a line per
+uninterrupted one, and a finished run continues with a larger ``--steps`` (nothing in the
+optimisation depends on the number of steps, so 4000 steps and then 8000 more are 12,000
+steps); other arguments are refused (exit 2).  ``log.jsonl`` has a line per
 checkpoint (the mean loss since the last one, seconds); ``model.pt`` at the end holds
 the EMA weights, the configuration and the data's arguments.
 
@@ -93,7 +95,8 @@ def train(variant, data, out, config="cpu", steps=None, batch=None, lr=3e-4, see
     step = 0
     if os.path.isfile(checkpoint_path):
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if saved["args"] != args:
+        longer = {**saved["args"], "steps": args["steps"]} == args and args["steps"] >= saved["step"]
+        if saved["args"] != args and not longer:
             changed = next(k for k in args if saved["args"].get(k) != args[k])
             raise CaseError(f"{checkpoint_path}: made with {changed} = {saved['args'].get(changed)!r}, now "
                             f"{args[changed]!r} (use another --out, or the same arguments to continue)")
