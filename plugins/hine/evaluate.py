@@ -10,8 +10,8 @@ only plugin (a registered name or an artifact path), stepped one step at a time 
 ``--steps`` steps (default 5000: ten times a training trajectory's 500 snapshots), or
 until every member has left the band.  The truth is the test split of ``--data``.
 
-Scores (per model, into ``OUT/evaluation.json``; figures ``OUT/survival.png`` and
-``OUT/mse.png``):
+Scores (per model, into ``OUT/evaluation.json``; figures ``OUT/survival.png``,
+``OUT/mse.png`` and ``OUT/spectra.png``):
 
 - ``mse``: per step 1 .. ``HORIZON`` (100), the mean over grid points of the squared
   difference of the normalised vorticity (/ 10) from the truth from the same start;
@@ -166,8 +166,9 @@ def evaluate(models, data, case=CASE, steps=5000, out="runs/hine/evaluation", st
 
 
 def plot(table, out):
-    """``survival.png`` (fraction inside the band against step) and ``mse.png`` (MSE
-    against step, mean and std band) of every model."""
+    """``survival.png`` (fraction inside the band against step), ``mse.png`` (MSE
+    against step, mean and std band) and ``spectra.png`` (the late KE spectra beside the
+    test data's) of every model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,6 +193,17 @@ def plot(table, out):
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "mse.png"), dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    k = np.arange(len(table["truth"]["spectrum"]))
+    ax.loglog(k[1:], table["truth"]["spectrum"][1:], "k", lw=2, label="DNS (test data)")
+    for name, row in rows.items():
+        if "spectrum" in row:
+            ax.loglog(k[1:], row["spectrum"][1:], label=f"{name} (late window)")
+    ax.set(xlabel="k", ylabel="E(k)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "spectra.png"), dpi=110)
     plt.close(fig)
 
 
