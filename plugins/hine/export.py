@@ -30,7 +30,7 @@ from hybridsolver.plugin import export
 
 from .. import recording
 from ..flow_statistics import rollout_starts
-from ..sns.export import _last_log
+from ..training import last_log
 from .data import load_vorticity
 from .exported import HierarchicalEmulator, StatelessEmulator
 from .hierarchy import RATIOS, VARIANTS
@@ -91,7 +91,7 @@ def export_variant(variant, run, data, out):
     if variant == "L1":
         module = StatelessEmulator(module)
     path = os.path.join(out, f"{variant}.pt")
-    export(module, manifest(record, meta, _last_log(run), step_dt), path)
+    export(module, manifest(record, meta, last_log(run), step_dt), path)
     return path
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from hybridsolver.case import CaseError
 
 from .. import recording
-from ..sns.train import windows
+from ..training import windows
 from .data import SCALE, load_vorticity
 from .hierarchy import VARIANTS, Emulator, hine_loss
 from .network import CPU, PAPER

@@ -41,18 +41,11 @@ from hybridsolver.plugin import export
 
 from .. import recording
 from ..flow_statistics import rollout_starts
+from ..training import last_log
 from .data import load_vorticity
 from .exported import ACDMEmulator, SelfRefiningCorrector, SelfRefiningEmulator, SurrogateEmulator, ThermalizerEmulator
 from .registry import ARTIFACTS
 from .train import load_model
-
-
-def _last_log(run):
-    path = os.path.join(run, "log.jsonl")
-    with open(path) as f:
-        lines = f.read().splitlines()
-    return json.loads(lines[-1]) if lines else {}
-
 
 PARTS = {"unet": ["unet"], "thermalizer": ["unet", "thermalizer"], "sns": ["unet", "sns"], "corrector": ["sns"],
          "acdm": ["acdm"]}
@@ -144,7 +137,7 @@ def export_model(model_name, run, data, out, surrogate_run=None):
               "thermalizer": lambda: ThermalizerEmulator(models["unet"], models["thermalizer"], step_dt),
               "sns": lambda: SelfRefiningEmulator(models["unet"], models["sns"], step_dt)}[model_name]()
     path = os.path.join(out, f"{model_name}.pt")
-    export(module, manifest(model_name, records, meta, {k: _last_log(v) for k, v in runs.items()}, step_dt), path)
+    export(module, manifest(model_name, records, meta, {k: last_log(v) for k, v in runs.items()}, step_dt), path)
     return path
 
 

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from hybridsolver.case import CaseError
 
 from .. import recording
+from ..training import windows
 from .acdm import ACDM, acdm_loss
 from .data import load_vorticity
 from .refiner import SelfRefiner, sns_loss
@@ -99,15 +100,6 @@ MODELS = {
              "loss": lambda model, batch, step, steps, generator: acdm_loss(
                  model, batch[0][:, :1], batch[0][:, 1:], generator)},
 }
-
-
-def windows(x, batch, length, generator):
-    """``batch`` windows of ``length`` consecutive frames of ``x`` (trajectories, T, n, n):
-    (batch, length, n, n)."""
-    trajectory = torch.randint(x.shape[0], (batch,), generator=generator)
-    start = torch.randint(x.shape[1] - length + 1, (batch,), generator=generator)
-    index = start[:, None] + torch.arange(length)
-    return x[trajectory[:, None], index]
 
 
 def build(record):
