@@ -11,7 +11,8 @@ from it, so an interrupted generation resumes bit-identically.  :func:`run_batch
 a generator's batches under one progress bar; :func:`batch_arguments` adds the options
 every generator has and :func:`print_paths` ends its command.  On the reading side,
 :func:`read_meta` and :func:`load_batches` give a dataset folder's arguments and the batch
-files of a range of trajectories, and :func:`load_split` a split's field.  Used by ``lcdm``,
+files of a range of trajectories, :func:`load_split` a split's field, and
+:func:`write_starts` the rollouts' initial conditions from a test split.  Used by ``lcdm``,
 ``sns`` and ``hine``.
 """
 import glob
@@ -25,6 +26,8 @@ from tqdm import tqdm
 
 from hybridsolver import Simulation
 from hybridsolver.case import CaseError
+
+from .flow_statistics import rollout_starts
 
 
 def batch_path(out, first, count):
@@ -169,3 +172,17 @@ def load_split(folder, generator, split, field):
     ds = batches[-1]
     length = (float(ds.y[1]) * ds.sizes["y"], float(ds.x[1]) * ds.sizes["x"])
     return np.concatenate([b[field].values for b in batches]), ds.time.values, length
+
+
+def write_starts(omega, data, out, count, horizon):
+    """Write ``out/starts.npy`` ((count, ny, nx) float64: the test vorticity ``omega``
+    (trajectories, T, ny, nx) of folder ``data`` at the starts of
+    :func:`plugins.flow_statistics.rollout_starts`) and ``out/starts.json`` (each row's
+    test trajectory and snapshot); returns the two paths."""
+    starts = rollout_starts(omega.shape[0], omega.shape[1], count, horizon)
+    rows = np.stack([omega[trajectory, snapshot] for trajectory, snapshot in starts]).astype(np.float64)
+    np.save(os.path.join(out, "starts.npy"), rows)
+    with open(os.path.join(out, "starts.json"), "w") as f:
+        json.dump({"data": data, "horizon": horizon,
+                   "starts": [{"test_trajectory": t, "snapshot": s} for t, s in starts]}, f, indent=1)
+    return [os.path.join(out, "starts.npy"), os.path.join(out, "starts.json")]

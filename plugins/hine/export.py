@@ -18,7 +18,6 @@ the test trajectories, each with ``--horizon`` true snapshots after it), which
 ``starts.json``, the (trajectory, snapshot) of each row.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -29,7 +28,6 @@ from hybridsolver.case import CaseError
 from hybridsolver.plugin import export
 
 from .. import recording
-from ..flow_statistics import rollout_starts
 from ..training import last_log
 from .data import load_vorticity
 from .exported import HierarchicalEmulator, StatelessEmulator
@@ -96,15 +94,9 @@ def export_variant(variant, run, data, out):
 
 
 def export_starts(data, out, count, horizon):
-    """Write ``starts.npy`` and ``starts.json``; returns the paths."""
-    omega, _, _ = load_vorticity(data, "test")
-    starts = rollout_starts(omega.shape[0], omega.shape[1], count, horizon)
-    rows = np.stack([omega[trajectory, snapshot] for trajectory, snapshot in starts]).astype(np.float64)
-    np.save(os.path.join(out, "starts.npy"), rows)
-    with open(os.path.join(out, "starts.json"), "w") as f:
-        json.dump({"data": data, "horizon": horizon,
-                   "starts": [{"test_trajectory": t, "snapshot": s} for t, s in starts]}, f, indent=1)
-    return [os.path.join(out, "starts.npy"), os.path.join(out, "starts.json")]
+    """Write ``starts.npy`` and ``starts.json`` (:func:`plugins.recording.write_starts`);
+    returns the paths."""
+    return recording.write_starts(load_vorticity(data, "test")[0], data, out, count, horizon)
 
 
 def main(argv=None):

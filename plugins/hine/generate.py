@@ -29,8 +29,8 @@ import sys
 from hybridsolver.case import CaseError, load_case
 from hybridsolver.output import check_meta
 
-from ..recording import RecordedBatch, batch_arguments, batch_path, print_paths, run_batches
-from ..sns.generate import truncated_vorticity, write_batch
+from ..recording import batch_arguments, print_paths
+from ..sns.generate import record_truncated
 
 DNS_CASE = "cases/betaplane_jets256.toml"
 DNS_DT = {128: 1e-3, 256: 2e-4, 512: 1e-4}  # DNS time step per grid size
@@ -64,20 +64,8 @@ def generate(out, dns=128, trajectories=40, test=8, snapshots=500, batch=8, case
             "snapshots": snapshots, "batch": batch, "spin_up_steps": start, "every_steps": every,
             "snapshot_dt": SNAPSHOT_DT, "coarse_shape": list(coarse), "coarsening": "spectral truncation"}
     check_meta(out, meta)
-    end = start + every * (snapshots - 1)
-    runs = []
-    for lo, hi in ((0, trajectories - test), (trajectories - test, trajectories)):
-        for first in range(lo, hi, batch):
-            count = min(batch, hi - first)
-            runs.append(RecordedBatch(resolved.data, batch_path(out, first, count), first, count, start, every, end,
-                                      lambda sim: truncated_vorticity(sim, coarse), checkpoint_every))
-    attrs = {"source": "python -m plugins.hine.generate", "dns_case": resolved.to_toml(),
-             "train_trajectories": f"0..{trajectories - test - 1}",
-             "test_trajectories": f"{trajectories - test}..{trajectories - 1}",
-             "coarsening": f"spectral truncation to {coarse[0]}x{coarse[1]} (hybridsolver.grid.coarsen)"}
-    length = resolved.data["grid"]["length"]
-    run_batches(runs, lambda run: write_batch(attrs, run.sim.dt, run.sim.members, length), progress)
-    return [r.path for r in runs]
+    return record_truncated(resolved, out, "python -m plugins.hine.generate", trajectories, test, batch, start,
+                            every, snapshots, coarse, checkpoint_every, progress)
 
 
 def main(argv=None):

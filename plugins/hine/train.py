@@ -23,19 +23,16 @@ the EMA weights, the configuration and the data's arguments.
 """
 import argparse
 import copy
-import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from hybridsolver.case import CaseError
 
 from .. import recording
-from ..training import windows
+from ..training import load_checkpoint, optimise, windows
 from .data import SCALE, load_vorticity
 from .hierarchy import VARIANTS, Emulator, hine_loss
 from .network import CPU, PAPER
@@ -91,43 +88,23 @@ def train(variant, data, out, config="cpu", steps=None, batch=None, lr=3e-4, see
     args = {"variant": variant, "data": os.path.abspath(data), "config": config, "steps": cfg["steps"],
             "batch": cfg["batch"], "lr": lr, "seed": seed}
     os.makedirs(out, exist_ok=True)
-    checkpoint_path, log_path = os.path.join(out, "checkpoint.pt"), os.path.join(out, "log.jsonl")
     step = 0
-    if os.path.isfile(checkpoint_path):
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        longer = {**saved["args"], "steps": args["steps"]} == args and args["steps"] >= saved["step"]
-        if saved["args"] != args and not longer:
-            changed = next(k for k in args if saved["args"].get(k) != args[k])
-            raise CaseError(f"{checkpoint_path}: made with {changed} = {saved['args'].get(changed)!r}, now "
-                            f"{args[changed]!r} (use another --out, or the same arguments to continue)")
+    saved = load_checkpoint(os.path.join(out, "checkpoint.pt"), args, extendable=True)
+    if saved is not None:
         model.load_state_dict(saved["state"])
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
         step = saved["step"]
-    model.train()
-    losses, started = [], time.perf_counter()
-    with tqdm(total=cfg["steps"], initial=step, disable=not progress, desc=variant, dynamic_ncols=True) as bar:
-        while step < cfg["steps"]:
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            loss = hine_loss(model, windows(x, cfg["batch"], WINDOW, generator), generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema_update(ema, model, step)
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            if step % checkpoint_every == 0 or step == cfg["steps"]:
-                line = {"step": step, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-                record = {"args": args, "step": step, "state": model.state_dict(), "ema": ema.state_dict(),
-                          "optimizer": optimizer.state_dict()}
-                tmp = checkpoint_path + ".tmp"
-                torch.save(record, tmp)
-                os.replace(tmp, checkpoint_path)
-                bar.set_postfix_str(f"loss={line['loss']:.4g}")
-                losses, started = [], time.perf_counter()
+
+    def record_of(step):
+        return {"args": args, "step": step, "state": model.state_dict(), "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict()}
+
+    def loss_of(step, generator):
+        return hine_loss(model, windows(x, cfg["batch"], WINDOW, generator), generator)
+
+    step = optimise(model, optimizer, loss_of, cfg["steps"], step, seed, out, checkpoint_every, record_of, progress,
+                    variant, after_step=lambda step: ema_update(ema, model, step))
     path = os.path.join(out, "model.pt")
     torch.save({"args": args, "variant": variant, "n": n, "config": cfg, "steps": step, "scale": SCALE,
                 "state": {k: v.cpu() for k, v in ema.state_dict().items()},

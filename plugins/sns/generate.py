@@ -82,14 +82,25 @@ def generate(out, dns=256, trajectories=8, test=2, snapshots=5000, batch=4, case
             "snapshots": snapshots, "batch": batch, "spin_up_steps": spin_up, "every_steps": EVERY,
             "coarse_shape": list(coarse), "coarsening": "spectral truncation"}
     check_meta(out, meta)
-    end = spin_up + EVERY * (snapshots - 1)
+    return record_truncated(resolved, out, "python -m plugins.sns.generate", trajectories, test, batch, spin_up,
+                            EVERY, snapshots, coarse, checkpoint_every, progress)
+
+
+def record_truncated(resolved, out, source, trajectories, test, batch, start, every, snapshots, coarse,
+                     checkpoint_every, progress):
+    """Run the batches of a generator whose records are the vorticity truncated to
+    ``coarse``: ``trajectories`` members of the ``resolved`` case in batches of
+    ``batch``, the last ``test`` of them in batches of their own, ``snapshots`` records
+    every ``every`` steps from step ``start``; files attributed to the command ``source``.
+    Returns the batch paths (training batches first)."""
+    end = start + every * (snapshots - 1)
     runs = []
     for lo, hi in ((0, trajectories - test), (trajectories - test, trajectories)):
         for first in range(lo, hi, batch):
             count = min(batch, hi - first)
-            runs.append(RecordedBatch(resolved.data, batch_path(out, first, count), first, count, spin_up, EVERY, end,
+            runs.append(RecordedBatch(resolved.data, batch_path(out, first, count), first, count, start, every, end,
                                       lambda sim: truncated_vorticity(sim, coarse), checkpoint_every))
-    attrs = {"source": "python -m plugins.sns.generate", "dns_case": resolved.to_toml(),
+    attrs = {"source": source, "dns_case": resolved.to_toml(),
              "train_trajectories": f"0..{trajectories - test - 1}",
              "test_trajectories": f"{trajectories - test}..{trajectories - 1}",
              "coarsening": f"spectral truncation to {coarse[0]}x{coarse[1]} (hybridsolver.grid.coarsen)"}

@@ -30,19 +30,16 @@ and one of Thermalizer, SNS or ACDM 1.5 s, so each training takes about 2 h.  ``
 paper`` has the paper's widths 128/256/512 and longer schedules for a GPU.
 """
 import argparse
-import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from hybridsolver.case import CaseError
 
 from .. import recording
-from ..training import windows
+from ..training import load_checkpoint, optimise, windows
 from .acdm import ACDM, acdm_loss
 from .data import load_vorticity
 from .refiner import SelfRefiner, sns_loss
@@ -135,40 +132,22 @@ def train(model_name, data, out, config="cpu", steps=None, batch=None, lr=5e-4, 
     args = {"model": model_name, "data": os.path.abspath(data), "config": config, "steps": cfg["steps"],
             "batch": cfg["batch"], "lr": lr, "seed": seed}
     os.makedirs(out, exist_ok=True)
-    checkpoint_path, log_path = os.path.join(out, "checkpoint.pt"), os.path.join(out, "log.jsonl")
     step = 0
-    if os.path.isfile(checkpoint_path):
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if saved["args"] != args:
-            changed = next(k for k in args if saved["args"].get(k) != args[k])
-            raise CaseError(f"{checkpoint_path}: made with {changed} = {saved['args'].get(changed)!r}, now "
-                            f"{args[changed]!r} (use another --out, or the same arguments to continue)")
+    saved = load_checkpoint(os.path.join(out, "checkpoint.pt"), args)
+    if saved is not None:
         model.load_state_dict(saved["state"])
         optimizer.load_state_dict(saved["optimizer"])
         step = saved["step"]
-    model.train()
-    losses, started = [], time.perf_counter()
-    with tqdm(total=cfg["steps"], initial=step, disable=not progress, desc=model_name, dynamic_ncols=True) as bar:
-        while step < cfg["steps"]:
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            loss = spec["loss"](model, spec["batch"](x, cfg["batch"], generator), step, cfg["steps"], generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            if step % checkpoint_every == 0 or step == cfg["steps"]:
-                line = {"step": step, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-                record = {"args": args, "model": model_name, "config": cfg, "statistics": stats, "step": step,
-                          "state": model.state_dict(), "optimizer": optimizer.state_dict()}
-                tmp = checkpoint_path + ".tmp"
-                torch.save(record, tmp)
-                os.replace(tmp, checkpoint_path)
-                bar.set_postfix_str(f"loss={line['loss']:.4g}")
-                losses, started = [], time.perf_counter()
+
+    def record_of(step):
+        return {"args": args, "model": model_name, "config": cfg, "statistics": stats, "step": step,
+                "state": model.state_dict(), "optimizer": optimizer.state_dict()}
+
+    def loss_of(step, generator):
+        return spec["loss"](model, spec["batch"](x, cfg["batch"], generator), step, cfg["steps"], generator)
+
+    step = optimise(model, optimizer, loss_of, cfg["steps"], step, seed, out, checkpoint_every, record_of, progress,
+                    model_name)
     path = os.path.join(out, "model.pt")
     torch.save({"args": args, "model": model_name, "config": cfg, "statistics": stats, "steps": step,
                 "state": {k: v.cpu() for k, v in model.state_dict().items()},
