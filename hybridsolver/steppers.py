@@ -18,7 +18,8 @@ states ``(M, ..., n//2+1)``; finite-difference ones (finite-difference ``kdv``,
   N = 0).
 - ``cn_rk4``: the Carpenter-Kennedy five-stage, fourth-order low-storage Runge-Kutta
   for N with Crank-Nicolson on each sub-interval for a real L (jax-cfd's
-  ``crank_nicolson_rk4``): fourth order in N, second order in L.
+  ``crank_nicolson_rk4``): fourth order in N, second order in L.  A relaxation set with
+  :meth:`Stepper.set_relaxation` (a penalized body) acts after each stage.
 - ``ab3``: third-order Adams-Bashforth with an exact integrating factor ``E = exp(dt L)``
   for a real L (one evaluation of N per step), started with integrating-factor Euler
   then AB2.
@@ -174,6 +175,14 @@ class Stepper:
 
     _tendency = None
     _source = None
+    _relaxation = None
+    stage_relaxation = False  # whether the stepper applies a relaxation after each stage
+
+    def set_relaxation(self, relaxation):
+        """For steppers with :attr:`stage_relaxation`: ``relaxation(w, h)`` relaxes ``w`` in
+        place over a time ``h`` (``navier_stokes2d``'s penalized body, sponge and walls);
+        it is applied after each stage over the stage's share of dt.  None to stop."""
+        self._relaxation = relaxation
 
     def filter(self, w):
         """Apply the equation's state filter to ``w`` in place (nothing without one)."""
@@ -252,24 +261,28 @@ class CrankNicolsonRK4(Stepper):
     """``cn_rk4``: low-storage IMEX RK4 (Carpenter-Kennedy) with Crank-Nicolson."""
 
     evaluations = len(_RK4_BETA)
+    stage_relaxation = True
 
     def __init__(self, equation, dt):
         self.equation = equation
         self.dt = dt
         linear = _real_linear(equation, "cn_rk4")
-        self.stages = []
+        self.stages = []  # (alpha, beta, a, b, the stage's share of dt)
         for k, (beta, gamma) in enumerate(zip(_RK4_BETA, _RK4_GAMMA)):
             mu = 0.5 * dt * (_RK4_ALPHA[k + 1] - _RK4_ALPHA[k]) * linear
-            self.stages.append((_RK4_ALPHA[k], beta, (1 + mu) / (1 - mu), gamma * dt / (1 - mu)))
+            self.stages.append((_RK4_ALPHA[k], beta, (1 + mu) / (1 - mu), gamma * dt / (1 - mu),
+                                (_RK4_ALPHA[k + 1] - _RK4_ALPHA[k]) * dt))
         self.n = self.buffer()
         self.h = self.buffer()
         self._n_f, self._h_f = float_view(self.n), float_view(self.h)
 
     def step(self, w, t):
         w_f = float_view(w)
-        for alpha, beta, a, b in self.stages:
+        for alpha, beta, a, b, share in self.stages:
             self.explicit(w, self.n, t + alpha * self.dt)
             _rk_stage(w_f, self._h_f, self._n_f, beta, a, b)
+            if self._relaxation is not None:
+                self._relaxation(w, share)
         self.filter(w)
 
 

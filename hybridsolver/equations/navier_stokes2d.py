@@ -31,7 +31,8 @@ Forcings (vorticity tendencies):
 
 ``equation.obstacle`` and ``equation.inflow`` add a penalized body, a uniform inflow
 ``(U, 0)`` (the velocity is then ``(U, 0) + curl psi``), a sponge and side walls, relaxed
-exactly after each step (:mod:`hybridsolver.equations.obstacle`, :meth:`NavierStokes2D.relax`).
+exactly after each stage of ``cn_rk4`` and after the step of the other schemes
+(:mod:`hybridsolver.equations.obstacle`, :meth:`NavierStokes2D.relax`).
 
 ``advection = false`` leaves the advection term out (the explicit term is then the
 forcing alone): the reduced model of a closure that supplies ``-u . grad(omega)`` itself
@@ -223,10 +224,11 @@ class NavierStokes2D:
         _advection_tendency(self._u_hat_f, self._v_hat_f, g.kx, g.ky, self.mask, self._mask_support,
                             self._forcing_f, float_view(out))
 
-    def relax(self, w, dt):
-        """After a step: the penalized body, sponge and walls relax the velocity of ``w``
-        over ``dt`` (in place; :class:`hybridsolver.equations.obstacle.Penalization`)."""
-        self.penalization.relax(w, dt)
+    def relax(self, w, h):
+        """The penalized body, sponge and walls relax the velocity of ``w`` over a time ``h``
+        (in place; after each stage or after the step:
+        :class:`hybridsolver.equations.obstacle.Penalization`)."""
+        self.penalization.relax(w, h)
 
     def _scaled_velocity_spectra(self, w, kx, ky, u_hat, v_hat):
         """u_hat, v_hat: the velocity spectra of state ``w`` divided by N (mean zero), with

@@ -3,7 +3,8 @@
 One solver step is, in order: the stepper's update (``time.scheme``, with the held
 tendency of tendency hooks added to its explicit term) and state filter
 (``dealias = "exponential"``), the relaxation of a penalized body, sponge and walls
-(``navier_stokes2d``'s ``equation.obstacle`` and ``equation.inflow``), then the
+(``navier_stokes2d``'s ``equation.obstacle`` and ``equation.inflow``: after each stage
+of ``cn_rk4``, after the update of the other schemes), then the
 stochastic forcing increment drawn from
 each member's stream at the index of the step (0 for the step from 0 to 1).  Hooks
 act around it in the order given in :mod:`hybridsolver.hooks`
@@ -42,6 +43,9 @@ class Simulation(HookedSteps, Monitoring, RunLoop):
         self.members = list(range(ens["first_member"], ens["first_member"] + ens["members"]))
         self.equation = make_equation(d, self.members, self.seed)
         self.stepper = make_stepper(d["time"]["scheme"], self.equation, d["time"]["dt"])
+        self.penalization = getattr(self.equation, "penalization", None)
+        if self.penalization is not None and self.stepper.stage_relaxation:
+            self.stepper.set_relaxation(self.equation.relax)
         self.grid = self.equation.grid
         self.dt = d["time"]["dt"]
         self.start_time = d["time"]["start"]
@@ -118,8 +122,10 @@ class Simulation(HookedSteps, Monitoring, RunLoop):
 
     def _solver_step(self):
         self.stepper.step(self.state, self.time)
-        if getattr(self.equation, "penalization", None) is not None:
-            self.equation.relax(self.state, self.dt)
+        if self.penalization is not None:
+            if not self.stepper.stage_relaxation:
+                self.equation.relax(self.state, self.dt)
+            self.penalization.end_step(self.dt)
         self.equation.add_noise(self.state, self.step, self.dt)
         self.step += 1
 
