@@ -2,7 +2,7 @@
 
     python examples/cylinder_mean_flow.py cases/cylinder_re100.toml --start 60 --end 110
     python examples/cylinder_mean_flow.py cases/cylinder_re100.toml --start 60 --end 110 \\
-        --set grid.shape=[640,512] --set grid.length=[40.0,32.0] --set equation.obstacle.center=[8.0,20.0]
+        --set grid.shape=[320,512] --set grid.length=[20.0,32.0] --set equation.obstacle.center=[8.0,10.0]
 
 Runs member 0 of the case (its ``--set`` options applied) to ``--start`` without outputs,
 then to ``--end`` averaging the velocity every ``--every`` steps, and prints the

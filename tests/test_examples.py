@@ -42,7 +42,7 @@ def test_spinup_then_emulator_matches_the_solver():
 
 def test_cylinder_mean_flow_stops_at_the_body(capsys):
     case = os.path.join(EXAMPLES, os.pardir, "cases", "cylinder_re100.toml")
-    example("cylinder_mean_flow").main([case, "--start", "0.5", "--end", "1.0", "--set", "grid.shape=[80,128]"])
+    example("cylinder_mean_flow").main([case, "--start", "0.5", "--end", "1.0", "--set", "grid.shape=[160,224]"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("t in [0.5, 1]: St")
     at_body = next(line for line in lines if line.split()[0] == "+0.00")
