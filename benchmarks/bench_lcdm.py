@@ -2,7 +2,7 @@
 
     python benchmarks/bench_lcdm.py [--json results.json] [--repeats 5] [--steps 500]
                                     [--members 16] [--threads 2] [--device cpu|cuda]
-                                    [--lcdm lcdm] [--pcdm pcdm]
+                                    [--lcdm lcdm] [--pcdm pcdm] [--workers 1]
 
 1. Sampler cost per sample at equal N = 10 steps: each artifact's module called on
    ``--members`` members at once (one sample each), median seconds per sample of
@@ -10,7 +10,9 @@
 2. Closed loop: ``cases/kolmogorov64_lcdm.toml`` (``--members`` members, closure every
    5 steps) advanced ``--steps`` steps with each artifact, and without a closure (the
    host alone, H = 0): ms per step, the closure's share of the wall time, and the
-   wall-time ratio P-CDM / L-CDM.  JIT warm-up and the artifacts' dry runs are left out.
+   wall-time ratio P-CDM / L-CDM, with the plugin's ``workers`` set to ``--workers``
+   (1: one call for all members; the case itself runs 2, see ``profile_lcdm.py``).  JIT
+   warm-up and the artifacts' dry runs are left out.
 
 ``--device cuda`` runs the closures on the GPU (the host stays on the CPU);
 ``--lcdm`` / ``--pcdm`` name other artifacts (a registered name or a path), such as
@@ -29,11 +31,12 @@ from hybridsolver_plugins.lcdm.registry import ARTIFACTS
 from timing import write_json
 
 
-def closed_loop_seconds(plugin, members, steps, device):
-    """(wall seconds of ``steps`` steps, closure seconds) of the reduced case with ``plugin`` on ``device``."""
+def closed_loop_seconds(plugin, members, steps, device, workers):
+    """(wall seconds of ``steps`` steps, closure seconds) of the reduced case with ``plugin``
+    on ``device`` and ``workers``."""
     case = reduced_case(members, os.path.join(ARTIFACTS, "initial_t30.npy"), plugin)
     for entry in case["plugins"]:
-        entry["device"] = device
+        entry["device"], entry["workers"] = device, workers
     sim = Simulation.from_case(case)
     sim.advance(5)  # JIT and the dry run
     before = sum(h.stats.seconds for h in sim.hooks)
@@ -52,12 +55,13 @@ def main():
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--lcdm", default="lcdm", help="L-CDM artifact: registered name or path")
     parser.add_argument("--pcdm", default="pcdm", help="P-CDM artifact: registered name or path")
+    parser.add_argument("--workers", type=int, default=1, help="the closed loop's plugin workers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lcdm, pcdm = resolve(args.lcdm), resolve(args.pcdm)
     costs = cost_per_sample({"lcdm": lcdm, "pcdm": pcdm}, batch=args.members, repeats=args.repeats,
                             device=args.device)
-    results = {"members": args.members, "threads": args.threads, "device": args.device,
+    results = {"members": args.members, "threads": args.threads, "workers": args.workers, "device": args.device,
                "artifacts": {"lcdm": lcdm, "pcdm": pcdm},
                "ms_per_sample": {k: 1e3 * v for k, v in costs.items()},
                "sample_cost_ratio_pcdm_over_lcdm": costs["pcdm"] / costs["lcdm"]}
@@ -65,7 +69,7 @@ def main():
           f"P-CDM {1e3 * costs['pcdm']:.2f} ms/sample, ratio {results['sample_cost_ratio_pcdm_over_lcdm']:.1f}")
     loop = {}
     for name, plugin in (("none", None), ("lcdm", lcdm), ("pcdm", pcdm)):
-        wall, closure = closed_loop_seconds(plugin, args.members, args.steps, args.device)
+        wall, closure = closed_loop_seconds(plugin, args.members, args.steps, args.device, args.workers)
         loop[name] = {"ms_per_step": 1e3 * wall / args.steps, "closure_share": closure / wall}
         print(f"closed loop, {name}: {loop[name]['ms_per_step']:.2f} ms/step, closure share "
               f"{loop[name]['closure_share']:.2f}")

@@ -217,6 +217,7 @@ PLUGIN_KEYS = {
     "path": Field("str"), "name": Field("str", None), "every": Field("int", None, positive=True),
     "interval": Field("float", None, positive=True), "offset": Field("float", 0.0, minimum=0.0),
     "device": Field("str", "auto", choices=("auto", "cpu", "cuda")), "max_batch": Field("int", None, positive=True),
+    "workers": Field("int", 1, positive=True),
     "members": Field("str", None), "hold_noise": Field("float", 0.0, minimum=0.0),
     "start": Field("float", 0.0, minimum=0.0), "stop": Field("float", None, positive=True),
 }

@@ -82,8 +82,8 @@ def test_a_replace_window_equals_solver_emulator_solver_chained_by_hand():
 
 # ---- acceptance 2: a stateful stochastic emulator ------------------------------------------
 
-def stochastic_case(members, max_batch=None, first_member=0, **changes):
-    entry = {"path": stochastic_relaxation, "every": 2}
+def stochastic_case(members, max_batch=None, first_member=0, workers=1, **changes):
+    entry = {"path": stochastic_relaxation, "every": 2, "workers": workers}
     if max_batch:
         entry["max_batch"] = max_batch
     raw = linear_case([entry], **changes)
@@ -92,13 +92,24 @@ def stochastic_case(members, max_batch=None, first_member=0, **changes):
 
 
 def test_the_stateful_emulator_gives_a_member_the_same_bits_in_any_ensemble_and_batch():
+    """Also with the chunks' calls run concurrently (``workers``): each chunk's rows of
+    the output and of the member state land where they belong (the module is pointwise,
+    so one torch thread gives the same bits as two)."""
+    import torch
+
     runs = {}
-    for members, max_batch, first in [(6, 1, 0), (6, 4, 0), (6, 6, 0), (1, None, 3)]:
-        sim = Simulation.from_case(stochastic_case(members, max_batch, first))
+    for members, max_batch, first, workers in [(6, 1, 0, 1), (6, 4, 0, 1), (6, 6, 0, 1), (1, None, 3, 1),
+                                               (6, 1, 0, 2), (6, None, 0, 3), (1, None, 3, 2)]:
+        sim = Simulation.from_case(stochastic_case(members, max_batch, first, workers))
+        threads = torch.get_num_threads()
         sim.advance(40)
         row = 3 - first
         hook = sim.hooks[0]
-        runs[(members, max_batch)] = (sim.state[row].copy(), [s[row].numpy().copy() for s in hook.member_state])
+        if workers > 1 and members == 6 and max_batch is None:
+            assert hook.max_batch == 2  # the rows split evenly over the workers
+        assert torch.get_num_threads() == threads  # one torch thread per call only while the workers run
+        runs[(members, max_batch, workers)] = (sim.state[row].copy(),
+                                               [s[row].numpy().copy() for s in hook.member_state])
         if members == 6:
             assert not np.array_equal(sim.state[0], sim.state[1])  # members get their own noise
             assert np.all(hook.member_state[1].numpy() == 20.0)  # the calls counter: 40 steps / every 2

@@ -135,10 +135,15 @@ def closure_artifact(request, untrained_artifact):
     return untrained_artifact if request.param == "untrained" else getattr(registry, request.param)
 
 
-def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(closure_artifact):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_closure_member_is_bit_identical_across_batches_and_ensemble_sizes(closure_artifact, workers):
+    """With ``workers = 2`` (the main job's setting: chunks of 4 here run two at a time,
+    one torch thread each) as with one call per chunk."""
     member, runs = 5, {}
-    for members, max_batch, repeat in [(8, 8, 0), (8, 1, 0), (8, 3, 0), (1, 1, 0), (8, 8, 1)]:
-        overrides = {"ensemble.members": members, "plugins.0.max_batch": max_batch}
+    for members, max_batch, repeat in [(8, 8, 0), (8, 1, 0), (8, 3, 0), (1, 1, 0), (8, 8, 1), (8, None, 0)]:
+        overrides = {"ensemble.members": members, "plugins.0.workers": workers}
+        if max_batch:
+            overrides["plugins.0.max_batch"] = max_batch
         if members == 1:
             overrides["ensemble.first_member"] = member
         sim = Simulation.from_case(reduced(closure_artifact), overrides)

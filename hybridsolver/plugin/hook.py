@@ -21,6 +21,7 @@ depends on the callsite: a tendency (``tendency``), the state ``every`` steps la
 (``replace``) or the corrected state (``post_step``).
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -40,8 +41,10 @@ class ArtifactHook(Hook):
     the host's FFT plans, or the spectral state), run in chunks of at most
     ``max_batch`` rows under ``torch.inference_mode()`` and scattered back in the
     state's layout (spectral ``(rows, ny, nx//2+1)``, or physical for finite-difference
-    equations).  A stateful module's state is held here, ``member_state`` (one tensor
-    ``(rows, *shape)`` per manifest entry, on the plugin's device).
+    equations).  On the CPU with ``workers > 1`` the chunks run ``workers`` at a time on
+    as many threads, each with one torch thread (:meth:`run`).  A stateful module's
+    state is held here, ``member_state`` (one tensor ``(rows, *shape)`` per manifest
+    entry, on the plugin's device).
     """
 
     def __init__(self, entry, index, sim):
@@ -71,6 +74,8 @@ class ArtifactHook(Hook):
         self.sampler = {k: float(v) for k, v in (manifest["sampler"] | entry.get("sampler", {})).items()}
         self.requested_device = entry.get("device", "auto")
         self.max_batch = entry.get("max_batch")
+        self.workers = entry.get("workers", 1)
+        self._pool = None
         self.module = None
         self.first = True
 
@@ -97,6 +102,9 @@ class ArtifactHook(Hook):
         self.dtype = getattr(torch, self.manifest["dtype"])
         state = sim.state[self.rows]
         rows = state.shape[0]
+        if self.device.type == "cpu" and self.workers > 1:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self.name)
+            self.max_batch = self.max_batch or -(-rows // self.workers)
         self.max_batch = min(self.max_batch or rows, rows)
         self.noise_shapes = [per_member_shape(e, self.sampler, sim.grid.shape) for e in self.manifest["noise"]]
         self.state_specs = [(e["name"], per_member_shape(e, self.sampler, sim.grid.shape), getattr(torch, e["dtype"]))
@@ -222,16 +230,36 @@ class ArtifactHook(Hook):
     def run(self, x, sim, step):
         """The module's output for the hook's rows, input ``x`` (a tensor on the device,
         rows the hook's members), in chunks of ``max_batch`` rows; a stateful module's
-        member state is read and replaced.  Returns a tensor on the device."""
+        member state is read and replaced.  Returns a tensor on the device.
+
+        With a thread pool (CPU, ``workers > 1``) the chunks' calls run concurrently,
+        each on one torch thread: torch's kernels on small tensors use a second thread
+        poorly, two single-threaded calls use both.  A member's bits then depend on
+        ``workers`` (one torch thread per call instead of torch's default), not on the
+        ensemble size or ``max_batch``.
+        """
         import torch
 
+        bounds = [(lo, min(lo + self.max_batch, x.shape[0])) for lo in range(0, x.shape[0], self.max_batch)]
+        calls = [(x[lo:hi], self._noise(sim, hi - lo, step, lo), [s[lo:hi] for s in self.member_state])
+                 for lo, hi in bounds]
+
+        def call(arguments):
+            with torch.inference_mode():
+                return self._module_call(*arguments[:2], step, sim, arguments[2], self.first)
+
+        if self._pool is None:
+            results = [call(arguments) for arguments in calls]
+        else:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                results = list(self._pool.map(call, calls))
+            finally:
+                torch.set_num_threads(threads)
         outputs = []
         with torch.inference_mode():
-            for lo in range(0, x.shape[0], self.max_batch):
-                hi = min(lo + self.max_batch, x.shape[0])
-                noise = self._noise(sim, hi - lo, step, lo)
-                state = [s[lo:hi] for s in self.member_state]
-                out = self._module_call(x[lo:hi], noise, step, sim, state, self.first)
+            for (lo, hi), out in zip(bounds, results):
                 if self.stateful:
                     out, new_state = out
                     for held, new in zip(self.member_state, new_state):
