@@ -2,6 +2,7 @@
 
     python benchmarks/bench_latent_sde.py [--problem kdv] [--json results.json] [--members 64]
                                           [--calls 20] [--intervals 2] [--emulator NAME] [--threads 2]
+                                          [--workers W]
 
 Both produce ``--members`` trajectories of ``--problem`` over the test horizon t in [0, 1]
 with the fields of ``cases/<problem>_latent_sde.toml``'s output times (every 1e-2, 100
@@ -14,6 +15,7 @@ snapshot (dt = 1e-3, one substep: the evaluation's way, 1000 decodings).  Printe
 seconds per output interval of each (the emulator over ``--calls`` calls, the solver
 over ``--intervals`` intervals, after one interval of warm-up for the JIT and the
 artifact's dry run), the seconds of the horizon and the speed-ups solver / emulator.
+``--workers`` sets the emulator's ``plugins.0.workers`` (default: the case's).
 """
 import argparse
 import os
@@ -48,14 +50,15 @@ def main():
     parser.add_argument("--emulator", default=None, help="registered name or path of the artifact "
                         "(default: the problem's case's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="the emulator's plugin workers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.emulator = args.emulator or EMULATORS[args.problem]
     case = os.path.join(ROOT, "cases", f"{args.problem}_latent_sde.toml")
     members = {"ensemble.members": args.members}
-    emulator = Simulation.from_case(case, members | {"plugins.0.path": args.emulator})
-    per_snapshot = Simulation.from_case(case, members | {"plugins.0.path": args.emulator, "time.dt": 1e-3,
-                                                         "plugins.0.sampler.substeps": 1})
+    plugin = {"plugins.0.path": args.emulator} | ({"plugins.0.workers": args.workers} if args.workers else {})
+    emulator = Simulation.from_case(case, members | plugin)
+    per_snapshot = Simulation.from_case(case, members | plugin | {"time.dt": 1e-3, "plugins.0.sampler.substeps": 1})
     solver = Simulation.from_case(os.path.join(ROOT, "cases", f"{args.problem}.toml"), members)
     interval = emulator.dt
     steps = round(interval / solver.dt)
@@ -64,7 +67,8 @@ def main():
     snapshots = round(interval / per_snapshot.dt)
     stepped = seconds_per_interval(per_snapshot, snapshots, max(1, args.calls // snapshots))
     solved = seconds_per_interval(solver, steps, args.intervals)
-    results = {"problem": args.problem, "members": args.members, "threads": args.threads, "emulator": args.emulator,
+    results = {"problem": args.problem, "members": args.members, "threads": args.threads, "workers": args.workers,
+               "emulator": args.emulator,
                "interval": interval, "intervals": intervals, "solver_steps_per_interval": steps,
                "emulator_s_per_interval": emulated, "emulator_per_snapshot_s_per_interval": stepped,
                "solver_s_per_interval": solved, "emulator_s_horizon": intervals * emulated,

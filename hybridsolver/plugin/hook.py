@@ -241,20 +241,23 @@ class ArtifactHook(Hook):
         import torch
 
         bounds = [(lo, min(lo + self.max_batch, x.shape[0])) for lo in range(0, x.shape[0], self.max_batch)]
-        calls = [(x[lo:hi], self._noise(sim, hi - lo, step, lo), [s[lo:hi] for s in self.member_state])
-                 for lo, hi in bounds]
 
-        def call(arguments):
+        def call(chunk, noise):
+            lo, hi = chunk
             with torch.inference_mode():
-                return self._module_call(*arguments[:2], step, sim, arguments[2], self.first)
+                return self._module_call(x[lo:hi], noise, step, sim, [s[lo:hi] for s in self.member_state], self.first)
 
-        if self._pool is None:
-            results = [call(arguments) for arguments in calls]
+        def chunk_noise(chunk):
+            return self._noise(sim, chunk[1] - chunk[0], step, chunk[0])
+
+        if self._pool is None:  # one chunk's noise at a time
+            results = [call(chunk, chunk_noise(chunk)) for chunk in bounds]
         else:
+            noises = [chunk_noise(chunk) for chunk in bounds]
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                results = list(self._pool.map(call, calls))
+                results = list(self._pool.map(call, bounds, noises))
             finally:
                 torch.set_num_threads(threads)
         outputs = []
