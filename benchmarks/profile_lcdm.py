@@ -50,15 +50,24 @@ def interleaved_medians(functions, repeats):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def call_arguments(sim):
+    """(x, noise, options) of the next closure call of ``sim``'s first hook, as the host
+    passes them to the module (all members in one call, not the first call)."""
+    hook = sim.hooks[0]
+    x = hook.to_tensor(hook._inputs(sim, sim.state, None))
+    noise = hook._noise(sim, x.shape[0], sim.step, 0)
+    options = hook.sampler | hook.lengths | {"dt": float(sim.dt), "time": float(sim.time),
+                                             "every": float(hook.schedule.every or 0), "first": 0.0}
+    return x, noise, options
+
+
 def closure_call_parts(sim, repeats):
     """{part: median seconds} of one closure call of ``sim``'s first hook (see the module docstring)."""
     hook, state, step = sim.hooks[0], sim.state, sim.step
     module = hook.module
-    x = hook.to_tensor(hook._inputs(sim, state, None))
-    noise = hook._noise(sim, x.shape[0], step, 0)
-    options = hook.sampler | hook.lengths | {"dt": float(sim.dt), "time": float(sim.time), "every": 5.0,
-                                             "first": 0.0}
-    out = hook.from_tensor(module(x, noise, options))
+    x, noise, options = call_arguments(sim)
+    with torch.inference_mode():
+        out = hook.from_tensor(module(x, noise, options))
     tau, std = torch.full((1,), 0.05), torch.full((1,), 0.3)
     with torch.inference_mode():
         latent_x = module.encoder(x / module.omega_scale)
@@ -80,9 +89,7 @@ def closure_call_parts(sim, repeats):
 def operator_profile(sim, top):
     """(number of aten operations in one module call, [(op, calls, self CPU ms)] of the ``top`` costliest)."""
     hook = sim.hooks[0]
-    x = hook.to_tensor(hook._inputs(sim, sim.state, None))
-    noise = hook._noise(sim, x.shape[0], sim.step, 0)
-    options = hook.sampler | hook.lengths | {"dt": float(sim.dt), "time": 0.0, "every": 5.0, "first": 0.0}
+    x, noise, options = call_arguments(sim)
     with torch.inference_mode():
         hook.module(x, noise, options)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

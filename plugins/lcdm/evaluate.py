@@ -113,8 +113,8 @@ def offline(model, data, pairs=1000, seed=0, steps=10, tau_max=1.0):
 def reduced_case(members, initial, plugin=None, samples=1, seed=0, advection=False, tau_max=None):
     """The raw case dict of a closed-loop run: ``cases/kolmogorov64_lcdm.toml`` with
     ``members``, the initial field file, and ``plugin`` (an artifact path in the case's
-    plugin entry, or None for no correction) averaging ``samples`` samples per call, started at diffusion time
-    ``tau_max`` (None: the artifact's default, 0.1).  ``advection = True`` (with
+    plugin entry, or None for no correction) averaging ``samples`` samples per call,
+    started at diffusion time ``tau_max`` (None: the artifact's default, 0.1).  ``advection = True`` (with
     no plugin) is the 64^2 model with its own, resolved advection term."""
     with open(REDUCED_CASE, "rb") as f:
         case = tomllib.load(f)
