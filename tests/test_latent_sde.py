@@ -4,6 +4,7 @@ linear SDE, the kernel interpolation's time derivative, the scale operators and 
 training, and the exported emulator (Euler-Maruyama from the encoder; a member's bits in
 any ensemble, batch and across a kill and resume)."""
 import dataclasses
+import json
 import os
 import signal
 
@@ -174,22 +175,24 @@ def test_the_elbo_of_a_small_model_rises_under_adam(n_eta):
 
 
 def _kdv_like_file(folder, trajectories=2, times=24):
-    """A train.nc in generate's layout: u and u_noise (member, time, x) on KdV's 1000 points."""
+    """train.nc and validation.nc in generate's layout: u and u_noise (member, time, x) on
+    KdV's 1000 points (the validation split 1 time unit later)."""
     import netCDF4
     import numpy as np
 
     folder.mkdir()
     x = np.linspace(0.0, 10.0, 1000, endpoint=False)
-    t = np.arange(times) * 1e-3
-    with netCDF4.Dataset(folder / "train.nc", "w") as ds:
-        ds.createDimension("member", trajectories)
-        ds.createDimension("time", times)
-        ds.createDimension("x", 1000)
-        ds.createVariable("time", "f8", ("time",))[:] = t
-        u = np.cos(np.pi * (x[None, None] - t[None, :, None] * (1 + np.arange(trajectories))[:, None, None]))
-        ds.createVariable("u", "f4", ("member", "time", "x"))[:] = u
-        ds.createVariable("u_noise", "f4", ("member", "time", "x"))[:] = 0.01 * np.sin(7 * x)[None, None]
-        ds.complete = trajectories
+    for split, start in (("train", 0.0), ("validation", 1.0)):
+        t = start + np.arange(times) * 1e-3
+        with netCDF4.Dataset(folder / f"{split}.nc", "w") as ds:
+            ds.createDimension("member", trajectories)
+            ds.createDimension("time", times)
+            ds.createDimension("x", 1000)
+            ds.createVariable("time", "f8", ("time",))[:] = t
+            u = np.cos(np.pi * (x[None, None] - t[None, :, None] * (1 + np.arange(trajectories))[:, None, None]))
+            ds.createVariable("u", "f4", ("member", "time", "x"))[:] = u
+            ds.createVariable("u_noise", "f4", ("member", "time", "x"))[:] = 0.01 * np.sin(7 * x)[None, None]
+            ds.complete = trajectories
 
 
 def test_training_is_reproducible_resumes_a_finished_run_and_refuses_other_arguments(tmp_path, capsys):
@@ -209,6 +212,68 @@ def test_training_is_reproducible_resumes_a_finished_run_and_refuses_other_argum
     capsys.readouterr()
     assert main(args[:-1] + ["4", "--out", str(tmp_path / "a")]) == 2
     assert "checkpoint.pt: made with other arguments" in capsys.readouterr().err
+
+
+def test_a_stage_keeps_the_weights_of_its_best_validation_error(tmp_path, monkeypatch):
+    """The validation error measured at the stage's start and every LOG_EVERY steps; the
+    stage's eta<N>.pt holds the weights at the lowest, with that error and its step, and
+    the log records every figure."""
+    from hybridsolver_plugins.latent_sde import train as training
+
+    _kdv_like_file(tmp_path / "data")
+    monkeypatch.setattr(training, "LOG_EVERY", 1)
+    args = dict(problem="kdv", data=str(tmp_path / "data"), max_eta=0, segment=16, progress=False)
+    real = training.reconstruction_error
+    figures = iter([1.0, 0.5] + [1.0, 0.5, 0.7, 0.9])  # the one-step run's, then the three-step run's
+    monkeypatch.setattr(training, "reconstruction_error", lambda model, y: next(figures))
+    training.train(out=str(tmp_path / "one"), steps=1, **args)
+    training.train(out=str(tmp_path / "three"), steps=3, **args)
+    assert 0 < real(training.load_stage(tmp_path / "one" / "eta0.pt")[0],
+                    training.validation_snapshots(str(tmp_path / "data"))) < 2
+    kept, record = training.load_stage(tmp_path / "three" / "eta0.pt")
+    first = training.load_stage(tmp_path / "one" / "eta0.pt")[0].state_dict()
+    assert all(torch.equal(first[k], v) for k, v in kept.state_dict().items())
+    assert (record["validation_error"], record["best_step"]) == (0.5, 1)
+    log = [json.loads(line) for line in (tmp_path / "three" / "log.jsonl").read_text().splitlines()]
+    assert [row["validation_error"] for row in log] == [0.5, 0.7, 0.9]
+
+
+def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys):
+    """--init: the artifact's stage at the end of its budget is that stage's model, bit for
+    bit, and the next stage grows from it as in a run from scratch; its manifest names the
+    artifact; an artifact of another problem's model is refused."""
+    from hybridsolver.plugin import export
+    from hybridsolver.plugin.artifact import read_artifact
+    from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
+    from hybridsolver_plugins.latent_sde.export import manifest
+    from hybridsolver_plugins.latent_sde.train import load_stage, main
+
+    _kdv_like_file(tmp_path / "data")
+    args = ["--problem", "kdv", "--data", str(tmp_path / "data"), "--segment", "16", "--quiet", "--steps", "3"]
+    assert main(args + ["--max-eta", "0", "--out", str(tmp_path / "a")]) == 0
+    model, record = load_stage(tmp_path / "a" / "eta0.pt")
+    case = {"equation": {"name": "kdv"}, "grid": {"shape": [1000], "length": [10.0]}}
+    artifact = str(tmp_path / "kdv_eta0.pt")
+    export(LatentSDEEmulator(model), manifest("kdv", record, case, {}, {}, ["u"]), artifact)
+    init = ["--init", artifact, "--init-step", "3"]
+    assert main(args + ["--max-eta", "1", "--out", str(tmp_path / "b")] + init) == 0
+    assert main(args + ["--max-eta", "1", "--out", str(tmp_path / "c")]) == 0
+    for stage, (x, y) in {"eta0.pt": ("a", "b"), "eta1.pt": ("c", "b")}.items():
+        p, q = (load_stage(tmp_path / run / stage)[0].state_dict() for run in (x, y))
+        assert all(torch.equal(p[k], q[k]) for k in p), stage
+    grown, record = load_stage(tmp_path / "b" / "eta1.pt")
+    assert record["init"]["sha256"] == read_artifact(artifact)["sha256"]
+    text = manifest("kdv", record, case, {}, {}, ["u"])["provenance"]
+    assert "--init " in text["command"] and "--init-step 3" in text["command"]
+    assert text["init"]["command"].startswith("python -m plugins.latent_sde.train --problem kdv")
+    # continued mid-stage: 2 more steps of n_eta = 0 move its weights
+    assert main(args + ["--max-eta", "0", "--out", str(tmp_path / "d"), "--init", artifact, "--init-step", "1"]) == 0
+    moved = load_stage(tmp_path / "d" / "eta0.pt")[0].state_dict()
+    assert not torch.equal(moved["raw_diffusion"], model.state_dict()["raw_diffusion"])
+    capsys.readouterr()
+    other = ["--problem", "burgers2d"] + args[2:] + ["--out", str(tmp_path / "e")] + init
+    assert main(other) == 2
+    assert "not burgers2d's" in capsys.readouterr().err
 
 
 # ---- the emulator: the exported stateful replace plugin ------------------------------------

@@ -35,7 +35,7 @@ from .emulator import LatentSDEEmulator
 from .evaluate import evaluate, read_table, update_table
 from .model import Config
 from .registry import ARTIFACTS
-from .train import PROBLEMS, data_case, field_names, load_observations, load_stage
+from .train import PROBLEMS, command, data_case, field_names, load_observations, load_stage
 
 SUBSTEPS = 4
 
@@ -56,7 +56,6 @@ def manifest(problem, record, case, metrics, log, fields):
     config = record["config"]
     n_eta = config["n_eta"]
     n_z = Config(**config).n_zeta + n_eta
-    args = record["args"]
     equation, grid = emulator_host(case)
     io = [{"field": name, "space": "physical", "units": "the data's (float64 in and out)"} for name in fields]
     return {
@@ -72,9 +71,7 @@ def manifest(problem, record, case, metrics, log, fields):
         "state": [{"name": "z", "shape": [n_z], "dtype": "float32"}],
         "provenance": {
             "trained": True, "config": config, "torch": torch.__version__,
-            "command": (f"python -m plugins.latent_sde.train --problem {args[0]} --data DATA --max-eta {args[2]} "
-                        f"--steps {args[3]} --segment {args[4]} --seed {args[5]}"
-                        + (f" --later-steps {args[6]}" if len(args) > 6 else "")),
+            "command": command(record["args"]), "init": record.get("init"),
             "data": {"case": case, "generator": "hybridsolver generate"},
             "training_log": log, "offline_metrics": metrics,
         },
