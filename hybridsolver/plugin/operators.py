@@ -65,15 +65,21 @@ def real_field_operator(operator, shape):
 def _gather(state, weights, offsets, channels, hat):
     """``hat[r, channels[k]] = sum_l weights[k, l] state[r, l] (+ offsets[k] at wavenumber 0)``:
     the spectra of all input channels from the state (R, L, P) in one pass; ``weights``
-    (K, L, P), ``offsets`` (K,) complex, ``hat`` (R, C, P)."""
+    (K, L, P), ``offsets`` (K,) complex, ``hat`` (R, C, P).  One (row, channel) per task,
+    the points innermost (contiguous, vectorised); each value sums its terms in the order
+    offset, layer 0, 1, ..."""
     rows, layers, points = state.shape
-    for n in numba.prange(rows * points):
-        r, p = n // points, n % points
-        for k in range(channels.shape[0]):
-            value = offsets[k] if p == 0 else 0.0j
-            for l in range(layers):
-                value += weights[k, l, p] * state[r, l, p]
-            hat[r, channels[k], p] = value
+    count = channels.shape[0]
+    for n in numba.prange(rows * count):
+        r, k = n // count, n % count
+        out, w, s = hat[r, channels[k]], weights[k, 0], state[r, 0]
+        out[0] = offsets[k] + w[0] * s[0]
+        for p in range(1, points):
+            out[p] = 0.0j + w[p] * s[p]
+        for layer in range(1, layers):
+            w, s = weights[k, layer], state[r, layer]
+            for p in range(points):
+                out[p] += w[p] * s[p]
 
 
 @numba.njit(parallel=True, cache=True)
