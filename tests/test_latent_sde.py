@@ -214,31 +214,34 @@ def test_training_is_reproducible_resumes_a_finished_run_and_refuses_other_argum
     assert "checkpoint.pt: made with other arguments" in capsys.readouterr().err
 
 
-def test_a_stage_keeps_the_weights_of_its_best_validation_error(tmp_path, monkeypatch):
-    """The validation error measured at the stage's start and every LOG_EVERY steps; the
-    stage's eta<N>.pt holds the weights at the lowest, with that error and its step, and
-    the log records every figure."""
+def test_a_stage_keeps_the_weights_of_its_best_validation_elbo(tmp_path, monkeypatch):
+    """The validation ELBO (fixed segments and draws: a function of the weights) measured
+    at the stage's start and every LOG_EVERY steps; the stage's eta<N>.pt holds the
+    weights at the highest, with that ELBO and its step, and the log records every figure."""
     from hybridsolver_plugins.latent_sde import train as training
 
     _kdv_like_file(tmp_path / "data")
+    folder = str(tmp_path / "data")
     monkeypatch.setattr(training, "LOG_EVERY", 1)
-    args = dict(problem="kdv", data=str(tmp_path / "data"), max_eta=0, segment=16, progress=False)
-    real = training.reconstruction_error
-    figures = iter([1.0, 0.5] + [1.0, 0.5, 0.7, 0.9])  # the one-step run's, then the three-step run's
-    monkeypatch.setattr(training, "reconstruction_error", lambda model, y: next(figures))
+    args = dict(problem="kdv", data=folder, max_eta=0, segment=16, progress=False)
+    real = training.validation_elbo
+    figures = iter([-1.0, 0.5] + [-1.0, 0.5, 0.3, 0.1])  # the one-step run's, then the three-step run's
+    monkeypatch.setattr(training, "validation_elbo", lambda model, segments: next(figures))
     training.train(out=str(tmp_path / "one"), steps=1, **args)
     training.train(out=str(tmp_path / "three"), steps=3, **args)
-    assert 0 < real(training.load_stage(tmp_path / "one" / "eta0.pt")[0],
-                    training.validation_snapshots(str(tmp_path / "data"))) < 2
     kept, record = training.load_stage(tmp_path / "three" / "eta0.pt")
     first = training.load_stage(tmp_path / "one" / "eta0.pt")[0].state_dict()
     assert all(torch.equal(first[k], v) for k, v in kept.state_dict().items())
-    assert (record["validation_error"], record["best_step"]) == (0.5, 1)
+    assert (record["validation_elbo"], record["best_step"]) == (0.5, 1)
     log = [json.loads(line) for line in (tmp_path / "three" / "log.jsonl").read_text().splitlines()]
-    assert [row["validation_error"] for row in log] == [0.5, 0.7, 0.9]
+    assert [row["validation_elbo"] for row in log] == [0.5, 0.3, 0.1]
+    assert all(0 < row["validation_error"] < 2 for row in log)
+    segments = training.validation_segments(folder, 16)
+    assert [tuple(y.shape) for y, _ in segments] == [(16, 1, 1000)] * 2
+    assert real(kept, segments) == real(kept, segments)  # fixed draws: a function of the weights
 
 
-def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys):
+def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys, monkeypatch):
     """--init: the artifact's stage at the end of its budget is that stage's model, bit for
     bit, and the next stage grows from it as in a run from scratch; its manifest names the
     artifact; an artifact of another problem's model is refused."""
@@ -266,10 +269,13 @@ def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys):
     text = manifest("kdv", record, case, {}, {}, ["u"])["provenance"]
     assert "--init " in text["command"] and "--init-step 3" in text["command"]
     assert text["init"]["command"].startswith("python -m plugins.latent_sde.train --problem kdv")
-    # continued mid-stage: 2 more steps of n_eta = 0 move its weights
+    # continued mid-stage: the steps after step 1 of n_eta = 0
+    from hybridsolver_plugins.latent_sde import train as training
+
+    monkeypatch.setattr(training, "LOG_EVERY", 1)
     assert main(args + ["--max-eta", "0", "--out", str(tmp_path / "d"), "--init", artifact, "--init-step", "1"]) == 0
-    moved = load_stage(tmp_path / "d" / "eta0.pt")[0].state_dict()
-    assert not torch.equal(moved["raw_diffusion"], model.state_dict()["raw_diffusion"])
+    log = [json.loads(line) for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [2, 3]
     capsys.readouterr()
     other = ["--problem", "burgers2d"] + args[2:] + ["--out", str(tmp_path / "e")] + init
     assert main(other) == 2
