@@ -236,8 +236,9 @@ def test_a_stage_keeps_the_weights_of_its_best_validation_elbo(tmp_path, monkeyp
     log = [json.loads(line) for line in (tmp_path / "three" / "log.jsonl").read_text().splitlines()]
     assert [row["validation_elbo"] for row in log] == [0.5, 0.3, 0.1]
     assert all(0 < row["validation_error"] < 2 for row in log)
-    segments = training.validation_segments(folder, 16)
+    segments, snapshots = training.validation_set(folder, 16)
     assert [tuple(y.shape) for y, _ in segments] == [(16, 1, 1000)] * 2
+    assert tuple(snapshots.shape) == (48, 1, 1000)  # all 2 x 24 of the split: fewer than 64
     assert real(kept, segments) == real(kept, segments)  # fixed draws: a function of the weights
 
 

@@ -105,27 +105,22 @@ def data_case(folder):
         return tomllib.loads(ds.case)
 
 
-def validation_snapshots(folder, count=VALIDATION_SNAPSHOTS):
-    """``count`` observed validation snapshots (count, C, *grid) float32, spread evenly over
-    the split's trajectories and times."""
-    y, _ = load_observations(folder, "validation")
-    y = y.flatten(0, 1)
-    rows = torch.linspace(0, y.shape[0] - 1, min(count, y.shape[0])).round().long()
-    return y[rows].float()
-
-
-def validation_segments(folder, segment, count=VALIDATION_SEGMENTS):
-    """``count`` segments [(y (T, C, *grid) float32, t (T,) float32)] of ``segment``
-    snapshots (or the split's length, if shorter) of the validation split, their
-    trajectories and starts spread evenly."""
+def validation_set(folder, segment, segments=VALIDATION_SEGMENTS, snapshots=VALIDATION_SNAPSHOTS):
+    """The validation split, read once: ``segments`` segments [(y (T, C, *grid), t (T,))]
+    of ``segment`` snapshots (or the split's length, if shorter), their trajectories and
+    starts spread evenly, and ``snapshots`` snapshots (S, C, *grid) spread evenly over its
+    trajectories and times; float32."""
     y, t = load_observations(folder, "validation")
     length = min(segment, y.shape[1])
-    starts = torch.linspace(0, y.shape[1] - length, count).round().long()
-    return [(y[i % y.shape[0], lo:lo + length].float(), t[lo:lo + length].float()) for i, lo in enumerate(starts)]
+    starts = torch.linspace(0, y.shape[1] - length, segments).round().long()
+    parts = [(y[i % y.shape[0], lo:lo + length].float(), t[lo:lo + length].float()) for i, lo in enumerate(starts)]
+    flat = y.flatten(0, 1)
+    rows = torch.linspace(0, flat.shape[0] - 1, min(snapshots, flat.shape[0])).round().long()
+    return parts, flat[rows].float()
 
 
 def validation_elbo(model, segments, seed=0):
-    """The mean ELBO (residual weight 1) of ``segments`` (:func:`validation_segments`),
+    """The mean ELBO (residual weight 1) of ``segments`` (:func:`validation_set`'s),
     z drawn from a generator seeded with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -144,7 +139,7 @@ def reconstruction_error(model, y, chunk=16):
 
 def _scored(model, validation, step):
     """{elbo, error, step, state (a copy of the weights)}: the model's validation ELBO and
-    reconstruction error at ``step``; ``validation`` (segments, snapshots)."""
+    reconstruction error at ``step``; ``validation`` :func:`validation_set`'s (segments, snapshots)."""
     segments, snapshots = validation
     return {"elbo": validation_elbo(model, segments), "error": reconstruction_error(model, snapshots), "step": step,
             "state": {k: v.clone() for k, v in model.state_dict().items()}}
@@ -226,7 +221,7 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
     of the artifact ``init`` at its step ``init_step`` when given); returns the path of the
     last stage's ``eta<max_eta>.pt``."""
     y, t = (a.float() for a in load_observations(data))
-    validation = validation_segments(data, segment), validation_snapshots(data)
+    validation = validation_set(data, segment)
     if y.shape[1] < segment:
         raise CaseError(f"--segment: {segment} snapshots, the trajectories hold {y.shape[1]}")
     os.makedirs(out, exist_ok=True)
