@@ -174,6 +174,32 @@ def test_the_elbo_of_a_small_model_rises_under_adam(n_eta):
     assert last > first + 0.5
 
 
+def test_training_steps_the_smoothing_kernel_at_the_paper_s_relative_rate():
+    """Adam's first step moves every parameter by its group's learning rate: the kernel by
+    s^(-d/2) of the others' (2D, s = 4: a quarter), decayed with them; every parameter is in
+    exactly one group."""
+    from hybridsolver_plugins.latent_sde.model import Config, LatentSDE
+    from hybridsolver_plugins.latent_sde.train import DECAY, DECAY_EVERY, parameter_groups, set_learning_rate
+
+    torch.manual_seed(0)
+    model = LatentSDE(Config(grid=(16, 16), channels=1, stride=4, kernel=9, n_eta=1, micro_widths=(4, 8),
+                             micro_kernel=5, micro_stride=2))
+    groups = parameter_groups(model)
+    members = [id(p) for g in groups for p in g["params"]]
+    assert sorted(members) == sorted(id(p) for p in model.parameters())
+    optimizer = torch.optim.Adam(groups, lr=1.0)
+    set_learning_rate(optimizer, 1e-3, 2 * DECAY_EVERY)
+    before = {id(p): p.detach().clone() for p in model.parameters()}
+    y = torch.randn(8, 1, 16, 16, **F64)
+    optimizer.zero_grad()
+    (-model.elbo(y, torch.linspace(0, 1, 8, **F64), generator=torch.Generator().manual_seed(0))[0]).backward()
+    optimizer.step()
+    moved = {id(p): (p.detach() - before[id(p)]).abs().max().item() for p in model.parameters()}
+    rate = 1e-3 * DECAY ** 2
+    assert moved[id(model.ops.kernel)] == pytest.approx(rate / 4, rel=1e-3)
+    assert max(moved[id(p)] for p in groups[1]["params"]) == pytest.approx(rate, rel=1e-3)
+
+
 def _kdv_like_file(folder, trajectories=2, times=24):
     """train.nc and validation.nc in generate's layout: u and u_noise (member, time, x) on
     KdV's 1000 points (the validation split 1 time unit later)."""

@@ -11,7 +11,8 @@ snapshots of a trajectory (``--steps`` steps for n_eta = 0, ``--later-steps`` fo
 later stage, default the same), its start and the trajectory drawn from a generator seeded
 from ``--seed`` and the stage, and maximises the segment's ELBO
 (:meth:`model.LatentSDE.elbo`) with Adam: n_eta = 0 at lr 1e-3, later stages at 1e-4,
-each x0.9 every 2000 steps, the residual term's weight rising linearly from 0 to 1 over
+each x0.9 every 2000 steps (the smoothing kernel's at s^(-d/2) of that, s the coarsening:
+:attr:`operators.ScaleOperators.lr_scale`), the residual term's weight rising linearly from 0 to 1 over
 the first 5000 steps of a stage, and the gradient's norm clipped at ``CLIP_NORM`` (100; the
 norms run at 5-80, a rare segment's spike of the residual, 1e4 times its usual size,
 otherwise drove the implicit-scale model into the collapsed state zeta = 0).  A stage's new
@@ -215,6 +216,21 @@ def load_stage(path):
     return model.eval(), record
 
 
+def parameter_groups(model):
+    """Adam's parameter groups of ``model``: the scale operators' kernel at their
+    ``lr_scale`` times the learning rate (``scale``), every other parameter at 1."""
+    kernel = model.ops.kernel
+    return [{"params": [kernel], "scale": model.ops.lr_scale},
+            {"params": [p for p in model.parameters() if p is not kernel], "scale": 1.0}]
+
+
+def set_learning_rate(optimizer, lr, step):
+    """Set each group's learning rate at ``step``: its ``scale`` times ``lr`` decayed by
+    ``DECAY`` every ``DECAY_EVERY`` steps."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["scale"] * lr * DECAY ** (step // DECAY_EVERY)
+
+
 def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progress=True, later_steps=None,
           init=None, init_step=0):
     """Train (or continue) every stage n_eta = 0 .. max_eta into ``out`` (from the stage
@@ -242,11 +258,14 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
         torch.manual_seed(seed * 1000 + n_eta)  # the initial and the new (grown) weights
         model = LatentSDE(stage_config(problem, n_eta), dtype=torch.float32)
         lr = 1e-3 if n_eta == 0 else 1e-4
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(parameter_groups(model), lr=lr)
         generator = torch.Generator().manual_seed(seed * 1000 + n_eta)
         step = 0
         resumed = state is not None and state["stage"] == n_eta and "model" in state
         if resumed:
+            if len(state["optimizer"]["param_groups"]) != len(optimizer.param_groups):
+                raise CaseError(f"{checkpoint_path}: made before the smoothing kernel had its own learning rate "
+                                "(one Adam group); use another --out")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             generator.set_state(state["generator"])
@@ -267,8 +286,7 @@ def train(problem, data, out, max_eta=5, steps=16000, segment=128, seed=0, progr
                 k = int(torch.randint(y.shape[0], (1,), generator=generator))
                 lo = int(torch.randint(y.shape[1] - segment + 1, (1,), generator=generator))
                 weight = min(1.0, step / WARMUP)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * DECAY ** (step // DECAY_EVERY)
+                set_learning_rate(optimizer, lr, step)
                 elbo, log_likelihood, residual = model.elbo(y[k, lo:lo + segment], t[lo:lo + segment], generator,
                                                             residual_weight=weight)
                 optimizer.zero_grad()
