@@ -200,6 +200,27 @@ def test_training_steps_the_smoothing_kernel_at_the_paper_s_relative_rate():
     assert max(moved[id(p)] for p in groups[1]["params"]) == pytest.approx(rate, rel=1e-3)
 
 
+def test_training_segments_cover_a_trajectory_s_ends_about_as_often_as_its_middle():
+    """Segments of 128 of 1000 snapshots: every snapshot is in a drawn segment between 1/2 and
+    3/2 times as often as the middle ones (a start uniform over the possible ones covers
+    snapshot 0 once for every 128 times it covers snapshot 500), and every start is possible."""
+    from hybridsolver_plugins.latent_sde.train import segment_start
+
+    generator = torch.Generator().manual_seed(0)
+    snapshots, segment = 1000, 128
+    counts = np.zeros(snapshots)
+    starts = set()
+    for _ in range(40000):
+        lo = segment_start(snapshots, segment, generator)
+        assert 0 <= lo <= snapshots - segment
+        starts.add(lo)
+        counts[lo:lo + segment] += 1
+    relative = counts / counts[300:700].mean()
+    assert relative.min() > 0.45 and relative.max() < 1.55
+    assert relative[0] == pytest.approx(0.5, abs=0.05) and relative[-1] == pytest.approx(0.5, abs=0.05)
+    assert len(starts) == snapshots - segment + 1
+
+
 def _kdv_like_file(folder, trajectories=2, times=24):
     """train.nc and validation.nc in generate's layout: u and u_noise (member, time, x) on
     KdV's 1000 points (the validation split 1 time unit later)."""
