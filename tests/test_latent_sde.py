@@ -292,7 +292,8 @@ def test_a_stage_keeps_the_weights_of_its_best_validation_elbo(tmp_path, monkeyp
 def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys, monkeypatch):
     """--init: the artifact's stage at the end of its budget is that stage's model, bit for
     bit, and the next stage grows from it as in a run from scratch; its manifest names the
-    artifact; an artifact of another problem's model is refused."""
+    artifact; an artifact of another problem's model is refused; a run's eta<N>.pt does the
+    same as its artifact."""
     from hybridsolver.plugin import export
     from hybridsolver.plugin.artifact import read_artifact
     from hybridsolver_plugins.latent_sde.emulator import LatentSDEEmulator
@@ -327,6 +328,14 @@ def test_training_starts_from_the_stage_of_a_shipped_artifact(tmp_path, capsys, 
     capsys.readouterr()
     other = ["--problem", "burgers2d"] + args[2:] + ["--out", str(tmp_path / "e")] + init
     assert main(other) == 2
+    assert "not burgers2d's" in capsys.readouterr().err
+    # a run's own eta<N>.pt starts the next stage as its exported artifact does
+    stage = ["--init", str(tmp_path / "a" / "eta0.pt"), "--init-step", "3"]
+    assert main(args + ["--max-eta", "1", "--out", str(tmp_path / "f")] + stage) == 0
+    p, q = (load_stage(tmp_path / run / "eta1.pt") for run in ("b", "f"))
+    assert all(torch.equal(p[0].state_dict()[k], q[0].state_dict()[k]) for k in p[0].state_dict())
+    assert q[1]["init"]["best_step"] == 3 and q[1]["init"]["command"].startswith("python -m plugins.latent_sde.train")
+    assert main(["--problem", "burgers2d"] + args[2:] + ["--out", str(tmp_path / "g")] + stage) == 2
     assert "not burgers2d's" in capsys.readouterr().err
 
 

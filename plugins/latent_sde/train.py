@@ -41,13 +41,13 @@ validation ELBO, that ELBO, its reconstruction error and its step).
 
 ``--init`` starts the run from a shipped emulator artifact (``export``'s
 ``<problem>_eta<N>.pt``, whose traced networks hold the whole trained model, the time
-warping included): its stage N begins from the artifact's weights at step ``--init-step``
-of that stage (the learning rate and the residual warm-up as at that step; Adam's moments
-and the segment draws start afresh), and the stages before N are not trained.  Stages are
-kept as artifacts between sessions this way: ``--init burgers2d_eta0.pt --init-step 8000
---steps 8000`` trains n_eta = 1 ... from the shipped implicit-scale model, ``--init
-kdv_eta5.pt --init-step 8000 --later-steps 16000 --max-eta 5`` trains the shipped n_eta = 5
-model 8000 steps more.
+warping included) or from a run's own ``eta<N>.pt``: its stage N begins from those
+weights at step ``--init-step`` of that stage (the learning rate and the residual
+warm-up as at that step; Adam's moments and the segment draws start afresh), and the
+stages before N are not trained.  Stages are kept as artifacts between sessions this
+way: ``--init burgers2d_eta0.pt --init-step 8000 --steps 8000`` trains n_eta = 1 ...
+from the shipped implicit-scale model, ``--init kdv_eta5.pt --init-step 8000
+--later-steps 16000 --max-eta 5`` trains the shipped n_eta = 5 model 8000 steps more.
 """
 import argparse
 import dataclasses
@@ -181,28 +181,45 @@ def grow(model, previous):
             p[block] = old[block]
 
 
+def _stage_record(path):
+    """The ``eta<N>.pt`` record of a run at ``path``, or None if ``path`` is not one."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # an emulator artifact (a TorchScript archive) or no torch file at all
+        return None
+    return record if isinstance(record, dict) and {"config", "state", "args"} <= set(record) else None
+
+
 def artifact_stage(problem, path):
-    """(n_eta, state dict, provenance) of the trained model inside the emulator artifact at
-    ``path``, checked to be ``problem``'s configuration; the provenance is the artifact's
-    path, sha256, training command and offline metrics."""
+    """(n_eta, state dict, provenance) of the trained model at ``path``: an emulator artifact
+    (``export``'s; the provenance is its path, sha256, training command and offline
+    metrics) or a run's ``eta<N>.pt`` (its path, training command and best step), checked
+    to be ``problem``'s configuration."""
     from hybridsolver.plugin import PluginError
     from hybridsolver.plugin.artifact import load_module, read_artifact
 
-    try:
-        manifest = read_artifact(path)
-        config = manifest["provenance"]["config"]
-        module = load_module(path)
-    except (PluginError, KeyError) as exc:
-        raise CaseError(f"--init: {exc}") from None
+    record = _stage_record(path)
+    if record is not None:
+        config, state = record["config"], record["state"]
+        provenance = {"stage": os.path.relpath(path), "command": command(record["args"]),
+                      "best_step": record["best_step"]}
+    else:
+        try:
+            manifest = read_artifact(path)
+            config = manifest["provenance"]["config"]
+            module = load_module(path)
+        except (PluginError, KeyError) as exc:
+            raise CaseError(f"--init: {exc}") from None
+        traced = module.encode.state_dict()
+        state = {k[len("model."):]: v for k, v in traced.items() if k.startswith("model.")}
+        provenance = {"artifact": os.path.relpath(path), "sha256": manifest["sha256"],
+                      "command": manifest["provenance"].get("command"),
+                      "offline_metrics": manifest["provenance"].get("offline_metrics")}
     reference = stage_config(problem, config["n_eta"])
     if json.dumps(dataclasses.asdict(Config(**config))) != json.dumps(dataclasses.asdict(reference)):
         raise CaseError(f"--init {path}: a model of configuration {config}, not {problem}'s")
     keys = LatentSDE(reference, dtype=torch.float32).state_dict().keys()
-    traced = module.encode.state_dict()
-    provenance = {"artifact": os.path.relpath(path), "sha256": manifest["sha256"],
-                  "command": manifest["provenance"].get("command"),
-                  "offline_metrics": manifest["provenance"].get("offline_metrics")}
-    return config["n_eta"], {k: traced[f"model.{k}"].clone() for k in keys}, provenance
+    return config["n_eta"], {k: state[k].clone() for k in keys}, provenance
 
 
 def command(args):
@@ -344,7 +361,7 @@ def main(argv=None):
     parser.add_argument("--segment", type=int, default=128, help="snapshots per segment")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--init", help="an exported artifact whose stage the run starts from")
+    parser.add_argument("--init", help="an exported artifact or a run's eta<N>.pt whose stage the run starts from")
     parser.add_argument("--init-step", type=int, default=0, help="the step of its stage the artifact is at")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
